@@ -1,0 +1,2 @@
+"""The `lead` command line (installed as `lead_ray.cli`). Thin: parse, load config, call one
+library function."""

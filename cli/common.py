@@ -1,0 +1,74 @@
+"""Helpers shared by the CLI verbs: config loading with clean errors, option types."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, NoReturn
+
+import typer
+
+# The verbs, one module each; a module exposes `register(app)`.
+COMMAND_MODULES = (
+    "train_cmd",
+    "corpus_cmd",
+    "evaluate_cmd",
+    "pipeline_cmd",
+    "jobs_cmd",
+    "doctor_cmd",
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment YAML (see configs/).")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config value: key.path=value (repeatable)."),
+]
+
+
+def command_modules() -> list[ModuleType]:
+    mods = []
+    for name in COMMAND_MODULES:
+        try:
+            mods.append(importlib.import_module(f"lead_ray.cli.{name}"))
+        except ModuleNotFoundError as err:
+            if err.name != f"lead_ray.cli.{name}":
+                raise
+    return mods
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear error line (no traceback) and exit."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def load(config: Path, overrides: list[str] | None):
+    """Load and validate a config, turning every config problem into one clear error."""
+    from lead_ray.config import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as err:
+        fail(str(err))
+
+
+def user_errors():
+    """Exception types that are the user's input problems: shown as one line, not a traceback."""
+    from lead_ray.config import ConfigError
+    from lead_ray.data.errors import DataError
+
+    return (ConfigError, DataError, FileNotFoundError)
+
+
+def run_guarded(fn, *args, **kwargs):
+    """Call a library function; user-input errors become one clear line and exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except user_errors() as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
