@@ -71,8 +71,9 @@ class ColBERTOptions(Section):
 
 class EncoderConfig(Section):
     model: str | ModelSource
-    pooling: Literal["cls", "mean"] = "cls"
-    normalize: bool = False  # L2-normalise pooled vectors (dual encoder)
+    # "auto": what the model folder's sentence-transformers files declare, else "cls"
+    pooling: Literal["auto", "cls", "mean"] = "auto"
+    normalize: bool | None = None  # L2-normalise pooled vectors; None: as the folder declares
     shared_towers: bool = True  # one backbone for queries and passages
     max_query_length: int = Field(32, ge=4)
     max_doc_length: int = Field(128, ge=8)
