@@ -75,17 +75,44 @@ def atomic_file(target: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _remote_atomic_file(uri: str, mode: str) -> Iterator[Any]:
+    # Write a local temporary file; upload it only when the block succeeds. An object store
+    # shows an upload whole or not at all, so a failed block leaves no object behind.
+    fh = tempfile.NamedTemporaryFile(mode, delete=False, **({} if "b" in mode else {"encoding": "utf-8"}))
+    try:
+        with fh:
+            yield fh
+        _upload_file(Path(fh.name), *filesystem(uri))
+    finally:
+        os.unlink(fh.name)
+
+
+def filesystem(uri: str) -> tuple[Any, str]:
+    """The pyarrow filesystem and in-filesystem path of a URI (s3://, gs://, hdfs://, ...).
+
+    The endpoint of an S3-compatible store comes from the URI's query
+    (`s3://bucket/run?endpoint_override=host:9000&scheme=http`) or from `AWS_ENDPOINT_URL`,
+    which pyarrow reads; credentials come from the usual AWS / GCP environment and files.
+    """
     import pyarrow.fs as pafs
 
-    fs, path = pafs.FileSystem.from_uri(uri)
-    with tempfile.NamedTemporaryFile(mode, delete=False) as fh:
-        tmp = fh.name
-        yield fh
-    try:
+    return pafs.FileSystem.from_uri(uri)
+
+
+def join(base: str | os.PathLike, *names: str) -> str:
+    """`base/name/...` for a local path or a URI (a URI's `?query` stays at the end)."""
+    if not is_uri(base):
+        return "/".join([str(base).rstrip("/"), *names])
+    head, sep, query = str(base).partition("?")
+    return "/".join([head.rstrip("/"), *names]) + sep + query
+
+
+def _upload_file(local: Path, fs: Any, path: str) -> None:
+    import pyarrow.fs as pafs
+
+    if "/" in path.strip("/"):
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        pafs.copy_files(tmp, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
-    finally:
-        os.unlink(tmp)
+    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=fs)
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
@@ -104,7 +131,16 @@ def atomic_write_json(target: str | os.PathLike, obj: Any) -> None:
 
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Build a folder under a temporary name; on success it replaces `target` as a whole."""
+    """Build a folder under a temporary name; on success it replaces `target` as a whole.
+
+    For a URI the folder is built locally and uploaded file by file, manifests last, and
+    objects under `target` that the new folder lacks are deleted afterwards.
+    """
+    if is_uri(target):
+        with tempfile.TemporaryDirectory(prefix="lead-dir-") as tmp:
+            yield Path(tmp)
+            upload_dir(tmp, str(target), delete_extra=True)
+        return
     target = local_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -129,6 +165,8 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
 
 def remove_stale_temps(folder: str | os.PathLike) -> int:
     """Delete temporary files/folders a killed writer left in `folder`; returns how many."""
+    if is_uri(folder):
+        return 0  # remote writes upload finished files only: no temporary objects exist
     folder = local_path(folder)
     if not folder.is_dir():
         return 0
@@ -142,6 +180,12 @@ def remove_stale_temps(folder: str | os.PathLike) -> int:
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
+    if is_uri(path):
+        fs, inner = filesystem(str(path))
+        with fs.open_input_stream(inner) as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+        return h.hexdigest()
     with open(local_path(path), "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
@@ -165,9 +209,7 @@ def fingerprint_folder(folder: str | os.PathLike) -> str:
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The folder's manifest, or None when there is none (an incomplete or fresh folder)."""
     if is_uri(folder):
-        import pyarrow.fs as pafs
-
-        fs, path = pafs.FileSystem.from_uri(str(folder).rstrip("/") + "/" + MANIFEST)
+        fs, path = filesystem(join(folder, MANIFEST))
         try:
             with fs.open_input_stream(path) as fh:
                 return json.loads(fh.read().decode("utf-8"))
@@ -184,11 +226,104 @@ def write_manifest(folder: str | os.PathLike, manifest: dict[str, Any]) -> None:
     from lead_ray import __version__
 
     manifest = {"lead_ray_version": __version__, "written_at": time.time(), **manifest}
-    target = f"{str(folder).rstrip('/')}/{MANIFEST}"
-    atomic_write_json(target, manifest)
+    atomic_write_json(join(folder, MANIFEST), manifest)
 
 
 def is_complete(folder: str | os.PathLike) -> bool:
     """A stage's folder is complete when its manifest says so."""
     m = read_manifest(folder)
     return bool(m and m.get("complete"))
+
+
+# ----------------------------------------------------------------------------- remote folders
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and (".tmp-" in name or ".old-" in name)
+
+
+def upload_dir(local: str | os.PathLike, uri: str, *, skip: dict[str, tuple[int, int]] | None = None,
+               delete_extra: bool = False) -> list[str]:
+    """Upload a local folder to `uri`: data files first, then manifests, deepest first.
+
+    A reader of the remote folder never sees a manifest before the files it lists. Temporary
+    files of interrupted writers are not uploaded.
+
+    Args:
+        skip: relative path -> (size, mtime_ns) of files known to be on the remote already
+            (`snapshot` after `download_dir`); those are not uploaded again.
+        delete_extra: also delete remote files the local folder does not have (after uploading).
+
+    Returns:
+        The relative paths uploaded.
+    """
+    local = local_path(local)
+    now = snapshot(local)
+    todo = [rel for rel, stat in now.items() if (skip or {}).get(rel) != stat]
+    # data before manifests; a parent's manifest after its children's
+    todo.sort(key=lambda rel: (rel.endswith(MANIFEST), -rel.count("/"), rel))
+    fs, root = filesystem(uri)
+    for rel in todo:
+        _upload_file(local / rel, fs, f"{root.rstrip('/')}/{rel}")
+    if delete_extra:
+        for rel, path in _remote_files(fs, root).items():
+            if rel not in now:
+                fs.delete_file(path)
+    return todo
+
+
+def _remote_files(fs: Any, root: str) -> dict[str, str]:
+    """Relative path -> filesystem path of every file under `root` (none when it is missing)."""
+    import pyarrow.fs as pafs
+
+    listing = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True, recursive=True))
+    cut = len(root.rstrip("/")) + 1
+    return {i.path[cut:]: i.path for i in listing if i.type == pafs.FileType.File}
+
+
+def download_dir(uri: str, local: str | os.PathLike) -> int:
+    """Copy every file under `uri` into the local folder; returns how many (0: none yet)."""
+    fs, root = filesystem(uri)
+    files = _remote_files(fs, root)
+    local = local_path(local)
+    for rel, path in files.items():
+        with fs.open_input_stream(path) as src, atomic_file(local / rel, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    return len(files)
+
+
+def snapshot(folder: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """Relative path -> (size, mtime_ns) of every finished file under a local folder."""
+    folder = local_path(folder)
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not any(_is_temp(part) for part in p.relative_to(folder).parts):
+            st = p.stat()
+            out[p.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+@contextlib.contextmanager
+def mirrored(out: str | os.PathLike) -> Iterator[Path]:
+    """A local folder that stands for `out`: `out` itself when local; for a URI, a scratch copy.
+
+    The scratch copy starts as a download of what `out` holds (so a rerun resumes from the
+    manifests there) and is uploaded back when the block ends, also when it fails, so the
+    finished shards and checkpoints of a crashed run survive. Only new or changed files go up;
+    files the block deleted are deleted remotely, after the manifests are written.
+    """
+    if not is_uri(out):
+        yield local_path(out)
+        return
+    with tempfile.TemporaryDirectory(prefix="lead-mirror-") as tmp:
+        local = Path(tmp)
+        download_dir(str(out), local)
+        before = snapshot(local)
+        try:
+            yield local
+        finally:
+            upload_dir(local, str(out), skip=before)
+            gone = sorted(set(before) - set(snapshot(local)))
+            fs, root = filesystem(str(out))
+            for rel in gone:
+                fs.delete_file(f"{root.rstrip('/')}/{rel}")
