@@ -1,0 +1,131 @@
+"""`lead doctor`: facts of this machine and of a Ray cluster, needs of a config, the verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lead_ray.cli.main import app
+from lead_ray.config import load_config
+from lead_ray.distributed import doctor as dr
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+runner = CliRunner()
+
+
+def software(**kw):
+    """Software facts as `probe_software` reports them, for a node described by hand."""
+    sw = {"python": "3.11", "torch": "2.13.0", "cuda": None, "cuda_gpus": 0, "gpu_names": [],
+          "bf16": True, "bf16_native": False, "faiss": "1.15.1", "faiss_gpu": False,
+          "faiss_gpus": 0, "deepspeed": "0.19.8", "ds_accelerator": "cpu",
+          "ds_ops": {"cpu_adam": "jit", "deepspeed_shm_comm": "jit-cached"}}
+    return {**sw, **kw}
+
+
+def gpu_cluster() -> dr.Facts:
+    gpu_sw = software(cuda="12.8", cuda_gpus=8, gpu_names=["H100"] * 8, bf16_native=True,
+                      faiss_gpu=True, faiss_gpus=8, ds_accelerator="cuda",
+                      ds_ops={"cpu_adam": "jit", "fused_adam": "jit"})
+    return dr.Facts("2.60.0", "10.0.0.1:6379", [dr.Node("head", 8, 0, 32, software()),
+                                                 dr.Node("w1", 32, 8, 512, gpu_sw)])
+
+
+def laptop() -> dr.Facts:
+    return dr.Facts("2.60.0", "this machine", [dr.Node("laptop", 2, 0, 24, software())])
+
+
+def big_gpu_config():
+    return load_config(TINY, ["train.backend=ray", "train.workers=4", "train.use_gpu=true",
+                              "train.precision=bf16", "train.deepspeed.stage=2",
+                              "index.gpu=true", "encode.actors=8", "encode.num_gpus=1"])
+
+
+def test_this_machine_facts_match_the_installed_stack():
+    import faiss
+    import ray
+    import torch
+
+    facts = dr.local_facts()
+    (node,) = facts.nodes
+    assert facts.ray == ray.__version__
+    assert node.cpus == len(os.sched_getaffinity(0))
+    sw = node.software
+    assert sw["torch"] == torch.__version__
+    assert sw["faiss"] == faiss.__version__
+    assert sw["faiss_gpu"] == hasattr(faiss, "StandardGpuResources")
+    assert sw["cuda_gpus"] == torch.cuda.device_count() == node.gpus
+    from deepspeed.ops.op_builder.all_ops import ALL_OPS
+
+    assert set(sw["ds_ops"]) == set(ALL_OPS) - {"deepspeed_not_implemented"}
+    assert set(sw["ds_ops"].values()) <= {"installed", "jit-cached", "jit", "incompatible"}
+
+
+def test_gpu_config_is_ready_on_a_gpu_cluster():
+    checks = dr.check(big_gpu_config(), gpu_cluster(), cluster=True)
+    assert dr.verdict(checks) == "READY"
+    assert not [c for c in checks if c.ok is False]
+    assert any("faiss-gpu sees a GPU" in c.text for c in checks)
+
+
+def test_gpu_config_is_not_ready_on_a_laptop():
+    checks = dr.check(big_gpu_config(), laptop())
+    failed = "\n".join(c.text for c in checks if c.ok is False)
+    assert dr.verdict(checks) == "NOT READY"
+    assert "train needs 4 GPU at once, 0 available" in failed
+    assert "encode needs 8 GPU at once, 0 available" in failed
+    assert "no node has a CUDA build of torch" in failed
+    assert "faiss is a CPU build" in failed
+
+
+def test_shortfall_on_a_cluster_is_a_warning_the_autoscaler_can_fix():
+    cfg = load_config(TINY, ["train.backend=ray", "train.workers=64"])
+    checks = dr.check(cfg, gpu_cluster(), verb="train", cluster=True)
+    (short,) = [c for c in checks if "needs" in c.text]
+    assert short.ok is None and "64 CPU" in short.text and "autoscaler" in short.text
+    assert dr.verdict(dr.check(cfg, gpu_cluster(), verb="train", cluster=False)) == "NOT READY"
+
+
+def test_verb_limits_the_check_to_its_stage():
+    cfg = load_config(TINY, ["index.gpu=true"])
+    assert dr.verdict(dr.check(cfg, laptop(), verb="train")) == "READY"
+    assert dr.verdict(dr.check(cfg, laptop(), verb="index")) == "NOT READY"
+
+
+@pytest.mark.parametrize(("ops", "ok"), [({"cpu_adam": "jit-cached", "deepspeed_shm_comm": "jit-cached"}, True),
+                                         ({"cpu_adam": "jit", "deepspeed_shm_comm": "jit-cached"}, None),
+                                         ({"cpu_adam": "incompatible", "deepspeed_shm_comm": "jit"}, False)])
+def test_deepspeed_offload_needs_cpu_adam(ops, ok):
+    cfg = load_config(TINY, ["train.deepspeed.stage=3", "train.deepspeed.offload_optimizer=true"])
+    facts = dr.Facts("2.60.0", "x", [dr.Node("n", 8, 0, 24, software(ds_ops=ops))])
+    (adam,) = [c for c in dr.check(cfg, facts, verb="train") if "cpu_adam" in c.text]
+    assert adam.ok is ok
+
+
+def test_missing_deepspeed_blocks_a_zero_config():
+    cfg = load_config(TINY, ["train.deepspeed.stage=2"])
+    facts = dr.Facts("2.60.0", "x", [dr.Node("n", 8, 0, 24, software(deepspeed=None, ds_ops={}))])
+    assert any(c.ok is False and "not installed" in c.text for c in dr.check(cfg, facts))
+
+
+@pytest.mark.ray
+def test_cluster_facts_count_the_connected_cluster(ray_local):
+    facts = dr.cluster_facts()
+    assert len(facts.nodes) == len([n for n in ray_local.nodes() if n["Alive"]]) == 1
+    assert facts.cpus == ray_local.cluster_resources()["CPU"]
+    assert facts.address == ray_local.get_runtime_context().gcs_address
+    assert facts.nodes[0].software["torch"]
+
+
+def test_cli_json_and_exit_codes():
+    ok = runner.invoke(app, ["doctor", str(TINY), "--json"])
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.stdout)
+    assert data["verdict"] == "READY" and data["cpus"] == len(os.sched_getaffinity(0))
+    bad = runner.invoke(app, ["doctor", str(TINY), "--set", "index.gpu=true"])
+    assert bad.exit_code == 1
+    assert "[FAIL] index.gpu=true but faiss is a CPU build" in bad.stdout
+    assert "verdict: NOT READY" in bad.stdout
