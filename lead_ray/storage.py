@@ -242,34 +242,39 @@ def _is_temp(name: str) -> bool:
     return name.startswith(".") and (".tmp-" in name or ".old-" in name)
 
 
-def upload_dir(local: str | os.PathLike, uri: str, *, skip: dict[str, tuple[int, int]] | None = None,
-               delete_extra: bool = False) -> list[str]:
+def upload_dir(local: str | os.PathLike, uri: str, *, delete_extra: bool = False) -> list[str]:
     """Upload a local folder to `uri`: data files first, then manifests, deepest first.
 
     A reader of the remote folder never sees a manifest before the files it lists. Temporary
     files of interrupted writers are not uploaded.
 
     Args:
-        skip: relative path -> (size, mtime_ns) of files known to be on the remote already
-            (`snapshot` after `download_dir`); those are not uploaded again.
         delete_extra: also delete remote files the local folder does not have (after uploading).
 
     Returns:
-        The relative paths uploaded.
+        The relative paths uploaded, in upload order.
     """
     local = local_path(local)
     now = snapshot(local)
-    todo = [rel for rel, stat in now.items() if (skip or {}).get(rel) != stat]
-    # data before manifests; a parent's manifest after its children's
-    todo.sort(key=lambda rel: (rel.endswith(MANIFEST), -rel.count("/"), rel))
     fs, root = filesystem(uri)
-    for rel in todo:
-        _upload_file(local / rel, fs, f"{root.rstrip('/')}/{rel}")
+    sent = _upload_ordered(local, fs, root, list(now))
     if delete_extra:
         for rel, path in _remote_files(fs, root).items():
             if rel not in now:
                 fs.delete_file(path)
-    return todo
+    return sent
+
+
+def _upload_ordered(local: Path, fs: Any, root: str, rels: list[str]) -> list[str]:
+    """Upload `rels` (data before manifests, a parent's manifest after its children's); a file
+    that vanished meanwhile (a rotated checkpoint) is skipped. Returns those uploaded."""
+    sent = []
+    for rel in sorted(rels, key=lambda r: (r.endswith(MANIFEST), -r.count("/"), r)):
+        if (local / rel).is_file():
+            with contextlib.suppress(FileNotFoundError):
+                _upload_file(local / rel, fs, f"{root.rstrip('/')}/{rel}")
+                sent.append(rel)
+    return sent
 
 
 def _remote_files(fs: Any, root: str) -> dict[str, str]:
@@ -297,33 +302,64 @@ def snapshot(folder: str | os.PathLike) -> dict[str, tuple[int, int]]:
     folder = local_path(folder)
     out = {}
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and not any(_is_temp(part) for part in p.relative_to(folder).parts):
-            st = p.stat()
-            out[p.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
+        rel = p.relative_to(folder)
+        if any(_is_temp(part) for part in rel.parts):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # a writer may delete files meanwhile
+            if p.is_file():
+                st = p.stat()
+                out[rel.as_posix()] = (st.st_size, st.st_mtime_ns)
     return out
 
 
+class Mirror:
+    """A local folder that stands for an output folder `out` (a local path or a URI).
+
+    For a URI, `pull()` copies what `out` holds into the local folder and `push()` makes `out`
+    match it: new and changed files go up, data before manifests, and files deleted locally
+    (rotated checkpoints) are deleted remotely afterwards. For a local `out` both do nothing.
+    """
+
+    def __init__(self, out: str | os.PathLike, path: Path):
+        self.out, self.path = out, path
+        self._remote: dict[str, tuple[int, int]] = {}  # what `out` holds, as last pulled/pushed
+
+    def pull(self) -> int:
+        if not is_uri(self.out):
+            return 0
+        n = download_dir(str(self.out), self.path)
+        self._remote = snapshot(self.path)
+        return n
+
+    def push(self) -> list[str]:
+        if not is_uri(self.out):
+            return []
+        now = snapshot(self.path)
+        fs, root = filesystem(str(self.out))
+        sent = _upload_ordered(self.path, fs, root, [r for r, st in now.items() if self._remote.get(r) != st])
+        for rel in sorted(set(self._remote) - set(now)):
+            with contextlib.suppress(FileNotFoundError):
+                fs.delete_file(f"{root.rstrip('/')}/{rel}")
+        self._remote = {r: st for r, st in now.items() if r in sent or self._remote.get(r) == st}
+        return sent
+
+
 @contextlib.contextmanager
-def mirrored(out: str | os.PathLike) -> Iterator[Path]:
-    """A local folder that stands for `out`: `out` itself when local; for a URI, a scratch copy.
+def mirrored(out: str | os.PathLike) -> Iterator[Mirror]:
+    """A `Mirror` of `out`: `out` itself when local; for a URI, a scratch folder pulled from it.
 
     The scratch copy starts as a download of what `out` holds (so a rerun resumes from the
-    manifests there) and is uploaded back when the block ends, also when it fails, so the
-    finished shards and checkpoints of a crashed run survive. Only new or changed files go up;
-    files the block deleted are deleted remotely, after the manifests are written.
+    manifests there) and is pushed back when the block ends, also when it fails, so the
+    finished shards and checkpoints of a crashed run survive. Call `push()` inside the block
+    to sync earlier (a long run does it periodically).
     """
     if not is_uri(out):
-        yield local_path(out)
+        yield Mirror(out, local_path(out))
         return
     with tempfile.TemporaryDirectory(prefix="lead-mirror-") as tmp:
-        local = Path(tmp)
-        download_dir(str(out), local)
-        before = snapshot(local)
+        mirror = Mirror(out, Path(tmp))
+        mirror.pull()
         try:
-            yield local
+            yield mirror
         finally:
-            upload_dir(local, str(out), skip=before)
-            gone = sorted(set(before) - set(snapshot(local)))
-            fs, root = filesystem(str(out))
-            for rel in gone:
-                fs.delete_file(f"{root.rstrip('/')}/{rel}")
+            mirror.push()

@@ -12,10 +12,16 @@ import logging
 import socket
 import tempfile
 
+from pathlib import Path
+
 import pyarrow.fs as pafs
 import pytest
+from typer.testing import CliRunner
 
 from lead_ray import storage
+from lead_ray.cli.main import app
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +144,8 @@ def test_mirrored_resumes_from_and_syncs_back_to_the_uri(s3):
     storage.atomic_write_text(f"{run}/emb/shard-0.parquet", "shard 0")
     storage.atomic_write_text(f"{run}/old.txt", "stale")
     storage.write_manifest(f"{run}/emb", {"complete": False, "done": [0]})
-    with storage.mirrored(run) as local:
+    with storage.mirrored(run) as mirror:
+        local = mirror.path
         # the rerun sees what the last run finished
         assert storage.read_manifest(local / "emb")["done"] == [0]
         assert (local / "emb" / "shard-0.parquet").read_text() == "shard 0"
@@ -149,19 +156,50 @@ def test_mirrored_resumes_from_and_syncs_back_to_the_uri(s3):
     assert storage.is_complete(f"{run}/emb")
 
 
+def test_periodic_push_follows_rotated_checkpoints(s3):
+    uri, fs = s3
+    with storage.mirrored(f"{uri}/run") as mirror:
+        (mirror.path / "ckpt-10").mkdir()
+        (mirror.path / "ckpt-10" / "state.bin").write_bytes(b"10")
+        storage.write_manifest(mirror.path, {"latest": "ckpt-10"})
+        assert mirror.push() == ["ckpt-10/state.bin", "manifest.json"]
+        assert mirror.push() == []  # nothing changed: nothing sent again
+        (mirror.path / "ckpt-20").mkdir()
+        (mirror.path / "ckpt-20" / "state.bin").write_bytes(b"20")
+        storage.write_manifest(mirror.path, {"latest": "ckpt-20"})
+        for f in (mirror.path / "ckpt-10").iterdir():  # the trainer rotates the old one out
+            f.unlink()
+        assert mirror.push() == ["ckpt-20/state.bin", "manifest.json"]
+        assert listing(fs, f"{uri}/run") == ["ckpt-20/state.bin", "manifest.json"]
+    assert storage.read_manifest(f"{uri}/run")["latest"] == "ckpt-20"
+
+
 def test_mirrored_uploads_what_a_crashed_block_finished(s3):
     uri, fs = s3
     with pytest.raises(KeyboardInterrupt):
-        with storage.mirrored(f"{uri}/run") as local:
-            (local / "ckpt-10").mkdir()
-            (local / "ckpt-10" / "state.bin").write_bytes(b"10")
+        with storage.mirrored(f"{uri}/run") as mirror:
+            (mirror.path / "ckpt-10").mkdir()
+            (mirror.path / "ckpt-10" / "state.bin").write_bytes(b"10")
             raise KeyboardInterrupt
     assert listing(fs, f"{uri}/run") == ["ckpt-10/state.bin"]
 
 
+def test_a_verb_writes_its_output_to_s3_through_jobs_run(s3):
+    """What a submitted job with `--out s3://...` runs: `lead jobs run train ...`."""
+    uri, fs = s3
+    run = f"{uri}/run"
+    res = CliRunner().invoke(app, ["jobs", "run", "train", str(TINY), "--out", run,
+                                   "--set", "train.steps=2", "--set", "train.checkpoint_every=1"])
+    assert res.exit_code == 0, res.output
+    files = listing(fs, run)
+    assert {"manifest.json", "config.yaml", "student/config.json", "student/model.safetensors"} <= set(files)
+    assert storage.is_complete(run) and storage.read_manifest(run)["steps"] == 2
+    assert not [f for f in files if ".tmp-" in f]
+
+
 def test_local_paths_keep_their_behaviour(tmp_path):
-    with storage.mirrored(tmp_path / "run") as local:
-        assert local == tmp_path / "run"
+    with storage.mirrored(tmp_path / "run") as mirror:
+        assert mirror.path == tmp_path / "run" and mirror.push() == [] and mirror.pull() == 0
     storage.write_manifest(tmp_path / "run", {"complete": True})
     assert storage.join(tmp_path / "run", "manifest.json") == str(tmp_path / "run" / "manifest.json")
     assert storage.is_complete(tmp_path / "run")
