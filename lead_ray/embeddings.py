@@ -207,11 +207,14 @@ class DocIdMap:
         ids = doc_ids if isinstance(doc_ids, pa.Array) else pa.array(list(doc_ids), pa.string())
         if len(ids) != len(doc_idx):
             raise ValueError(f"{len(ids)} doc_ids for {len(doc_idx)} doc_idx")
-        order = np.argsort(doc_idx, kind="stable")
-        self._idx = doc_idx[order]  # [N] sorted
-        if len(self._idx) > 1 and (np.diff(self._idx) == 0).any():
-            raise ValueError("doc_idx values repeat")
-        self._ids = ids.take(pa.array(order))
+        if (np.diff(doc_idx) > 0).all():  # already in order (the usual case): no copy
+            self._idx, self._ids = doc_idx, ids
+        else:
+            order = np.argsort(doc_idx, kind="stable")
+            self._idx = doc_idx[order]  # [N] sorted
+            if (np.diff(self._idx) == 0).any():
+                raise ValueError("doc_idx values repeat")
+            self._ids = ids.take(pa.array(order))
         self._dense = bool(
             len(self._idx) == 0 or (self._idx[0] == 0 and self._idx[-1] == len(self._idx) - 1)
         )
