@@ -3,9 +3,11 @@ shards (ground truth); recall of ANN against exact; conversion to the run format
 
 Results are `(scores [Q, K] float32, doc_idx [Q, K] int64)`, best first (inner product: highest
 first; l2: smallest distance first). A slot with no result (fewer than K vectors reachable) has
-doc_idx -1 and score -inf (ip) or +inf (l2). Ties: a merged top-k equals one index over all
-vectors up to the order of equal scores; when equal scores straddle the K-th place, the one from
-the earlier shard is kept. Nothing here knows about models or Ray.
+doc_idx -1 and score -inf (ip) or +inf (l2). Ties: the merge is exact, so a sharded Flat
+search equals one index over all vectors up to the order of equal scores (when equal scores
+straddle the K-th place, the earlier shard's is kept) and up to float rounding: a shard's BLAS
+sums can differ from one big index's in the last bit, which may swap two near-tied ids
+(measured in docs/search-benchmark.md at 200k x 384). Nothing here knows models or Ray.
 """
 
 from __future__ import annotations

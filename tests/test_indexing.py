@@ -181,3 +181,16 @@ def test_unsupported_merge_and_missing_gpu_are_config_errors(tmp_path, emb_dir):
         with pytest.raises(ConfigError, match="install the `gpu` extra"):
             build_index(emb_dir, tmp_path / "b", IndexConfig(factory="Flat", gpu=True))
     assert not (tmp_path / "a" / "manifest.json").exists()
+
+
+def test_float16_embeddings_index_as_their_float32_values(tmp_path, data):
+    xb, xq = data
+    half = xb.astype(np.float16)
+    _write(tmp_path / "emb16", half)
+    build_index(tmp_path / "emb16", tmp_path / "ix", IndexConfig(factory="Flat"))
+    ref = faiss.IndexFlatIP(xb.shape[1])
+    ref.add(half.astype(np.float32))
+    ref_scores, ref_ids = ref.search(xq, 10)
+    scores, ids = search_index(tmp_path / "ix", xq, 10)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5)
