@@ -1,0 +1,188 @@
+"""Stream a corpus file as `Doc`s: BEIR / Pyserini JSONL, MS MARCO TSV, Parquet, optionally `.gz`.
+
+Formats (by suffix, else sniffed):
+- JSONL: `{"_id", "title", "text"}` (BEIR) or `{"id", "contents"}` (Pyserini); title optional.
+- TSV: `pid<TAB>text` (MS MARCO `collection.tsv`) or `id<TAB>text<TAB>title`; a header line
+  naming the columns (`id text title`, in any order) is recognised and used.
+- Parquet: an id column (`doc_id`, `_id`, `id`, `docid`), `text` (or `contents`), optional `title`.
+Ids stay strings (integers become their decimal text). Nothing is held in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from lead_ray.data.errors import DataError
+from lead_ray.data.textio import (
+    OnError,
+    ReadStats,
+    as_id,
+    as_text,
+    check_on_error,
+    existing_file,
+    file_format,
+    handle,
+    iter_json_records,
+    iter_lines,
+    iter_parquet_records,
+    parquet_columns,
+    pick,
+)
+
+log = logging.getLogger(__name__)
+
+ID_KEYS = ("_id", "id", "doc_id", "docid")
+TEXT_KEYS = ("text", "contents")
+_HEADER_NAMES = {
+    "id",
+    "_id",
+    "pid",
+    "doc_id",
+    "docid",
+    "doc-id",
+    "corpus-id",
+    "text",
+    "title",
+    "contents",
+    "passage",
+}
+
+
+class Doc(NamedTuple):
+    doc_id: str
+    title: str
+    text: str
+
+
+def iter_corpus(
+    path: str | os.PathLike, *, on_error: OnError = "raise", stats: ReadStats | None = None
+) -> Iterator[Doc]:
+    """Every document of a corpus file, in file order.
+
+    Args:
+        path: the corpus file (`@sample/corpus.jsonl` works too).
+        on_error: "raise": the first bad line raises `DataError` (file:line: field: problem);
+            "skip": bad lines are skipped and counted in `stats`.
+        stats: filled while reading (rows kept, lines skipped by problem); logged at the end.
+
+    Raises:
+        DataError: a bad line (on_error="raise"), an unreadable file, or no documents at all.
+    """
+    for _, doc in iter_corpus_lines(path, on_error=on_error, stats=stats):
+        yield doc
+
+
+def iter_corpus_lines(
+    path: str | os.PathLike, *, on_error: OnError = "raise", stats: ReadStats | None = None
+) -> Iterator[tuple[int, Doc]]:
+    """`iter_corpus` with each document's line (row, for Parquet) number."""
+    check_on_error(on_error)
+    p = existing_file(path)
+    stats = stats if stats is not None else ReadStats()
+    stats.path = str(p)
+    fmt = file_format(p)
+    rows = (
+        _parquet(p, on_error, stats)
+        if fmt == "parquet"
+        else _tsv(p, on_error, stats)
+        if fmt == "tsv"
+        else _jsonl(p, on_error, stats)
+    )
+    for n, doc in rows:
+        stats.rows += 1
+        yield n, doc
+    if stats.rows == 0:
+        skipped = f" ({stats.skipped} malformed lines skipped)" if stats.skipped else ""
+        raise DataError(p, f"no documents in the corpus{skipped}")
+    if stats.skipped:
+        log.warning(stats.summary())
+
+
+def _jsonl(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, Doc]]:
+    for n, rec in iter_json_records(path, on_error, stats):
+        try:
+            yield n, _doc(rec, path, n)
+        except DataError as err:
+            handle(err, on_error, stats)
+
+
+def _doc(rec: dict, path: Path, n: int) -> Doc:
+    doc_id = as_id(pick(rec, ID_KEYS, path, n), path, n, "_id")
+    text = as_text(pick(rec, TEXT_KEYS, path, n), path, n, "text")
+    title = as_text(rec.get("title"), path, n, "title", required=False)
+    return Doc(doc_id, title, text)
+
+
+def _tsv(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, Doc]]:
+    columns: list[str] | None = None  # fixed by the header or the first data line
+    for n, line in iter_lines(path, on_error, stats):
+        fields = line.split("\t")
+        if columns is None:
+            if len(fields) in (2, 3) and {f.strip().lower() for f in fields} <= _HEADER_NAMES:
+                columns = _header_columns(fields, path, n)
+                continue
+            if len(fields) not in (2, 3):
+                handle(
+                    DataError(
+                        path,
+                        f"expected 2 tab-separated columns (id, text) or 3 (id, text, "
+                        f"title), found {len(fields)}",
+                        n,
+                    ),
+                    on_error,
+                    stats,
+                )
+                continue
+            columns = ["id", "text", "title"][: len(fields)]
+        if len(fields) != len(columns):
+            handle(
+                DataError(
+                    path,
+                    f"expected {len(columns)} tab-separated columns "
+                    f"({', '.join(columns)}), found {len(fields)}",
+                    n,
+                ),
+                on_error,
+                stats,
+            )
+            continue
+        row = dict(zip(columns, fields, strict=True))
+        try:
+            yield n, Doc(as_id(row["id"], path, n, "id"), row.get("title", ""), row["text"])
+        except DataError as err:
+            handle(err, on_error, stats)
+
+
+def _header_columns(fields: list[str], path: Path, n: int) -> list[str]:
+    names = []
+    for f in fields:
+        f = f.strip().lower()
+        names.append(
+            "title" if f == "title" else "text" if f in ("text", "contents", "passage") else "id"
+        )
+    if sorted(set(names)) != sorted(names) or "id" not in names or "text" not in names:
+        raise DataError(path, f"header {fields!r} must name one id and one text column", n)
+    return names
+
+
+def _parquet(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, Doc]]:
+    names = parquet_columns(path)
+    if not any(k in names for k in ("doc_id", *ID_KEYS)) or not any(k in names for k in TEXT_KEYS):
+        raise DataError(
+            path,
+            f"a corpus Parquet file needs an id column (doc_id, _id or id) and "
+            f"a text column; it has {names}",
+        )
+    for n, rec in iter_parquet_records(path):
+        try:
+            doc_id = as_id(pick(rec, ("doc_id", *ID_KEYS), path, n), path, n, "doc_id")
+            text = as_text(pick(rec, TEXT_KEYS, path, n), path, n, "text")
+            title = as_text(rec.get("title"), path, n, "title", required=False)
+        except DataError as err:
+            handle(err, on_error, stats)
+            continue
+        yield n, Doc(doc_id, title, text)
