@@ -26,3 +26,7 @@ _register()
 
 def main() -> None:  # pragma: no cover - console script
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m lead_ray.cli.main`
+    main()
