@@ -215,6 +215,8 @@ class EncodeConfig(Section):
     device: str | None = None  # torch device for local encoding (default: cuda if present)
     doc_mode: Literal["firstp", "maxp"] = "firstp"
     maxp_stride: int = Field(0, ge=0)  # MaxP: token overlap between passages of a document
+    maxp_passages: int = Field(4, ge=1)  # MaxP: windows kept per document (the first ones)
+    threads: int | None = Field(None, ge=1)  # torch threads per encoder process/actor
     memory_limit_gb: float | None = None  # the planner refuses plans above this
 
 
