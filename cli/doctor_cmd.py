@@ -14,14 +14,20 @@ from lead_ray.cli.common import SetOpt, fail, load
 def _cluster_facts(address: str):
     """Join the cluster at a Ray address (auto, ray://, host:port) and read its facts."""
     import ray
+    from ray.exceptions import AuthenticationError
 
     from lead_ray.distributed.doctor import cluster_facts
 
+    if address != "auto":  # Ray's client retries an unreachable address for minutes
+        from lead_ray.cli.jobs_cmd import guarded
+        from lead_ray.distributed.jobs import probe
+
+        guarded(probe, address)
     started = not ray.is_initialized()
     if started:
         try:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-        except (ConnectionError, ValueError, RuntimeError) as err:
+        except (ConnectionError, ValueError, RuntimeError, AuthenticationError) as err:
             fail(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}")
     try:
         return cluster_facts()

@@ -47,7 +47,11 @@ def _out_for_cluster(out: str | None, address: str) -> str | None:
 def follow_and_exit(client, job_id: str) -> None:
     from lead_ray.distributed import jobs
 
-    state = guarded(jobs.follow, client, job_id, lambda s: typer.echo(s, nl=False))
+    try:
+        state = guarded(jobs.follow, client, job_id, lambda s: typer.echo(s, nl=False))
+    except KeyboardInterrupt:
+        typer.echo(f"\nstopped following; the job goes on (lead jobs stop {job_id})", err=True)
+        raise typer.Exit(130) from None
     typer.echo(f"job {job_id}: {state}")
     raise typer.Exit(jobs.EXIT_CODES[state])
 

@@ -129,3 +129,14 @@ def test_cli_json_and_exit_codes():
     assert bad.exit_code == 1
     assert "[FAIL] index.gpu=true but faiss is a CPU build" in bad.stdout
     assert "verdict: NOT READY" in bad.stdout
+
+
+def test_unreachable_cluster_is_one_clear_line():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    res = runner.invoke(app, ["doctor", "--address", f"127.0.0.1:{port}"])
+    assert res.exit_code == 2
+    assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in res.output

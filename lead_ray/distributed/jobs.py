@@ -80,14 +80,16 @@ def find_token(env: dict[str, str] | None = None, home: Path | None = None) -> t
     return None, f"RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or {path}"
 
 
-def _probe(url: str, timeout: float = 5.0) -> None:
-    parts = urlsplit(url)
+def probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast with a clear `JobsError` when nothing listens at `address` (a URL or
+    HOST:PORT); Ray's own clients retry for minutes first."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         socket.create_connection((parts.hostname, port), timeout=timeout).close()
     except OSError as err:
-        raise JobsError(f"cannot reach a Ray cluster at {url} ({err.strerror or err}); is the head "
-                        "up and its dashboard port forwarded (see cluster/README.md)?") from None
+        raise JobsError(f"cannot reach a Ray cluster at {address} ({err.strerror or err}); is "
+                        "the head up and its port forwarded (see cluster/README.md)?") from None
 
 
 def connect(address: str | None = None, token: str | None = None):
@@ -104,7 +106,7 @@ def connect(address: str | None = None, token: str | None = None):
     source = "given"
     if token is None:
         token, source = find_token()
-    _probe(url)
+    probe(url)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         return JobSubmissionClient(url, headers=headers)
@@ -121,9 +123,11 @@ def connect(address: str | None = None, token: str | None = None):
 
 
 def _call(fn: Callable[..., Any], job_id: str, *args: Any) -> Any:
-    """Run one SDK call for `job_id`; an unknown id becomes a clear `JobsError`."""
+    """Run one SDK call for `job_id`; an unknown id or a lost cluster becomes a `JobsError`."""
     try:
         return fn(job_id, *args)
+    except OSError as err:  # requests' ConnectionError is an OSError
+        raise JobsError(f"lost contact with the cluster: {err}") from None
     except RuntimeError as err:
         if "404" in str(err) or "does not exist" in str(err):
             raise JobsError(f"no job {job_id!r} on this cluster (see `lead jobs list`)") from None
@@ -269,7 +273,10 @@ def follow(client, job_id: str, echo: Callable[[str], None]) -> str:
         async for chunk in client.tail_job_logs(job_id):
             echo(chunk)
 
-    asyncio.run(tail())
+    try:
+        asyncio.run(tail())
+    except (RuntimeError, OSError) as err:  # the stream broke; the status still tells the end
+        echo(f"\n[log stream closed: {err}]\n")
     return wait(client, job_id)
 
 
