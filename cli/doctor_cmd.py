@@ -66,10 +66,12 @@ def register(app: typer.Typer) -> None:
         if as_json:
             out = facts.to_dict()
             if checks is not None:
+                out["needs"] = dr.needs(cfg, verb)
                 out["checks"] = [{"ok": c.ok, "text": c.text} for c in checks]
                 out["verdict"] = dr.verdict(checks)
             typer.echo(json.dumps(out, indent=2))
         else:
-            typer.echo(dr.format_report(facts, checks, cfg.name if cfg else ""))
+            typer.echo(dr.format_report(facts, checks, cfg.name if cfg else "",
+                                        dr.needs(cfg, verb) if cfg else None))
         if checks is not None and dr.verdict(checks) == "NOT READY":
             raise typer.Exit(1)

@@ -69,6 +69,17 @@ def test_gpu_config_is_ready_on_a_gpu_cluster():
     assert dr.verdict(checks) == "READY"
     assert not [c for c in checks if c.ok is False]
     assert any("faiss-gpu sees a GPU" in c.text for c in checks)
+    assert any(c.ok and c.text == "bf16 supported by the GPUs" for c in checks)
+
+
+def test_bf16_on_an_old_gpu_blocks_the_run():
+    old = software(cuda="12.8", cuda_gpus=4, gpu_names=["V100"] * 4, bf16=False, bf16_native=False)
+    facts = dr.Facts("2.60.0", "x", [dr.Node("v100", 32, 4, 200, old)])
+    cfg = load_config(TINY, ["train.precision=bf16", "train.use_gpu=true"])
+    assert any(c.ok is False and "lacks bf16" in c.text for c in dr.check(cfg, facts, verb="train"))
+    cpu = load_config(TINY, ["train.precision=bf16"])  # on this laptop's CPU: runs, slowly
+    (warn,) = [c for c in dr.check(cpu, laptop(), verb="train") if "bf16" in c.text]
+    assert warn.ok is None and "emulated" in warn.text
 
 
 def test_gpu_config_is_not_ready_on_a_laptop():
@@ -125,10 +136,13 @@ def test_cli_json_and_exit_codes():
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.stdout)
     assert data["verdict"] == "READY" and data["cpus"] == len(os.sched_getaffinity(0))
+    assert data["needs"]["train"] == {"cpus": 1.0, "gpus": 0.0}  # tiny.yaml: local backend
+    assert data["needs"]["encode"] == {"cpus": 0.5, "gpus": 0.0}  # 1 actor x 0.5 CPU
     bad = runner.invoke(app, ["doctor", str(TINY), "--set", "index.gpu=true"])
     assert bad.exit_code == 1
     assert "[FAIL] index.gpu=true but faiss is a CPU build" in bad.stdout
     assert "verdict: NOT READY" in bad.stdout
+    assert "needs at once: train 1 CPU + 0 GPU; encode 0.5 CPU + 0 GPU; index 0.5 CPU + 1 GPU" in bad.stdout
 
 
 def test_unreachable_cluster_is_one_clear_line():

@@ -202,13 +202,16 @@ def _software_checks(cfg: Config, stages: tuple[str, ...], sws: list[dict[str, A
             checks.append(Check(False, "GPUs are requested (train.use_gpu / encode.num_gpus) but "
                                        "no node has a CUDA build of torch with a visible GPU"))
     if "train" in stages and t.precision == "bf16":
-        if not all(sw["bf16"] for sw in sws):
+        gpu_sws = [sw for sw in sws if sw["cuda"]]
+        if t.use_gpu and gpu_sws and not all(sw["bf16"] for sw in gpu_sws):
             checks.append(Check(False, "train.precision=bf16 but a GPU here lacks bf16 (needs Ampere+)"))
+        elif t.use_gpu and gpu_sws:
+            checks.append(Check(True, "bf16 supported by the GPUs"))
         elif not t.use_gpu and not all(sw["bf16_native"] for sw in sws):
             checks.append(Check(None, "bf16 on this CPU is emulated (no AVX512-BF16/AMX): it runs, "
                                       "slower than fp32"))
-        else:
-            checks.append(Check(True, "bf16 supported"))
+        elif not t.use_gpu:
+            checks.append(Check(True, "bf16 native on the CPUs"))
     if "train" in stages and t.deepspeed.stage > 0:
         checks += _deepspeed_checks(cfg, sws)
     if "index" in stages and cfg.index.gpu:
@@ -226,9 +229,10 @@ def _deepspeed_checks(cfg: Config, sws: list[dict[str, Any]]) -> list[Check]:
     if not all(sw["deepspeed"] for sw in sws):
         return [Check(False, f"train.deepspeed.stage={cfg.train.deepspeed.stage} but DeepSpeed "
                              "is not installed")]
-    checks = []
+    versions = sorted({sw["deepspeed"] for sw in sws})
+    checks = [Check(True, f"DeepSpeed {', '.join(versions)} for ZeRO stage {cfg.train.deepspeed.stage}")]
     ops = ["cpu_adam"] if cfg.train.deepspeed.offload_optimizer else []
-    if any(sw["ds_accelerator"] == "cpu" for sw in sws):
+    if not cfg.train.use_gpu and any(sw["ds_accelerator"] == "cpu" for sw in sws):
         ops.append("deepspeed_shm_comm")  # DeepSpeed on CPU builds it on every initialize
     for op in ops:
         states = {sw["ds_ops"].get(op, "missing") for sw in sws}
@@ -268,8 +272,9 @@ def verdict(checks: list[Check]) -> str:
     return "READY (with warnings)" if any(c.ok is None for c in checks) else "READY"
 
 
-def format_report(facts: Facts, checks: list[Check] | None = None, config_name: str = "") -> str:
-    """The human-readable report `lead doctor` prints."""
+def format_report(facts: Facts, checks: list[Check] | None = None, config_name: str = "",
+                  need: dict[str, dict[str, float]] | None = None) -> str:
+    """The human-readable report `lead doctor` prints (`need`: `needs(cfg)`)."""
     lines = [f"Ray {facts.ray} at {facts.address}",
              f"nodes: {len(facts.nodes)}   CPUs: {facts.cpus:g}   GPUs: {facts.gpus:g}"]
     for n in facts.nodes:
@@ -288,6 +293,9 @@ def format_report(facts: Facts, checks: list[Check] | None = None, config_name: 
             lines.append("    ops: " + ", ".join(f"{k}={v}" for k, v in sw["ds_ops"].items()))
     if checks is not None:
         lines.append(f"config {config_name}:".rstrip())
+        if need:
+            lines.append("  needs at once: " + "; ".join(
+                f"{stage} {n['cpus']:g} CPU + {n['gpus']:g} GPU" for stage, n in need.items()))
         marks = {True: "ok  ", False: "FAIL", None: "warn"}
         lines += [f"  [{marks[c.ok]}] {c.text}" for c in checks] or ["  [ok  ] nothing special needed"]
         lines.append(f"verdict: {verdict(checks)}")
