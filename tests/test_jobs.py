@@ -134,10 +134,13 @@ def test_submit_follow_runs_tiny_and_writes_outputs(with_token, tmp_path):
     assert saved["train"]["steps"] == 4
     assert (out / "student" / "config.json").is_file()
     assert list((out / "student").glob("*.safetensors"))
-    # the logs the job wrote are what `lead jobs logs` returns, and status/list agree
+    # `lead jobs logs` returns this job's log: Ray's entrypoint line names the attached config,
+    # and every line of it is what --follow streamed
     logs = runner.invoke(app, ["jobs", "logs", job_id, "--address", with_token])
     assert logs.exit_code == 0, logs.output
-    assert "student:" in logs.output  # the last line `lead train` prints
+    assert f"Running entrypoint for job {job_id}: lead train config.yaml --out {out}" in logs.output
+    lines = [x for x in logs.output.splitlines() if x.strip()]
+    assert len(lines) >= 2 and all(x in res.output for x in lines)
     status = runner.invoke(app, ["jobs", "status", job_id, "--address", with_token])
     assert status.output.strip() == "SUCCEEDED"
     listed = runner.invoke(app, ["jobs", "list", "--address", with_token])
