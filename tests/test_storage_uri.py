@@ -197,6 +197,14 @@ def test_a_verb_writes_its_output_to_s3_through_jobs_run(s3):
     assert not [f for f in files if ".tmp-" in f]
 
 
+def test_a_verbs_own_out_refuses_a_uri_instead_of_making_a_local_s3_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["train", str(TINY), "--out", "s3://bucket/run"])
+    assert res.exit_code == 2
+    assert "lead jobs run VERB CONFIG --out s3://bucket/run" in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_local_paths_keep_their_behaviour(tmp_path):
     with storage.mirrored(tmp_path / "run") as mirror:
         assert mirror.path == tmp_path / "run" and mirror.push() == [] and mirror.pull() == 0
