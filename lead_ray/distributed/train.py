@@ -1,0 +1,327 @@
+"""`lead train --set train.backend=ray`: the local loop's `train_step` on Ray Train workers.
+
+The driver (`run_training`) checks the config, builds the corpus store once, starts a
+`TorchTrainer` (one worker per `train.workers`, CPU or GPU) and finally copies the consolidated
+student out of the last checkpoint. Each worker (`train_loop_per_worker`) rebuilds the config
+from plain data, builds teacher and student from the core, wraps them with DDP or DeepSpeed ZeRO
+(lead_ray/distributed/engine.py), takes its deterministic slice of every global batch
+(`TrainingData.batch(step, B, rank, world)`: the same data order on every rank and across a
+resume), gathers in-batch candidates across workers, and reports metrics and checkpoints.
+
+The output folder has the local loop's layout:
+  out/config.yaml  metrics.jsonl  student/ [teacher/]  manifest.json (written last)
+  out/checkpoints/step-XXXXXXXX/   Ray Train's run folder (`ray.storage` moves it elsewhere)
+A rerun with the same --out resumes from the newest complete checkpoint; a worker that dies is
+restarted from it (`train.max_failures`). Every node must see the data files and --out at the
+same paths (one machine or a shared filesystem); checkpoints may live in object storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from lead_ray.checkpoint import config_fingerprint
+from lead_ray.config import Config, ConfigError, save_resolved
+from lead_ray.data.prepare import prepare_training_data
+from lead_ray.distributed.checkpointing import export_consolidated, load_state, save_state, skeleton
+from lead_ray.distributed.engine import read_deepspeed_json, wrap_model
+from lead_ray.distributed.gather import agree, all_gather_with_grad, reduce_metrics
+from lead_ray.distributed.metrics import follow_metrics, metrics_writer
+from lead_ray.storage import (
+    atomic_dir,
+    fingerprint_folder,
+    is_uri,
+    read_manifest,
+    remove_stale_temps,
+    write_manifest,
+)
+from lead_ray.training import _check_resumable, build_lead_model, no_gather, pairs_at, train_step
+
+log = logging.getLogger(__name__)
+
+RUN_NAME = "checkpoints"  # Ray Train's run folder inside --out (the local loop's name)
+REPORT_SECONDS = 10.0  # buffered metric records reach metrics.jsonl at least this often
+
+
+def run_training(
+    cfg: Config,
+    out_dir: str | os.PathLike,
+    progress: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    examples_path: str | os.PathLike | None = None,
+) -> dict:
+    """Train on Ray Train workers; returns the manifest (as `training.fit_local` does).
+
+    Starts a local Ray (`ray.init`) unless Ray is already initialised or `ray.address` names a
+    cluster. A folder already complete for the same config is not trained again.
+
+    Raises:
+        ConfigError / DataError: bad config or data (found on the driver, before any worker starts).
+        ray.train.TrainingFailedError: workers kept failing after `train.max_failures` restarts.
+    """
+    out = Path(out_dir).resolve()  # Ray Train wants absolute storage paths
+    out.mkdir(parents=True, exist_ok=True)
+    fp = config_fingerprint(cfg.to_dict())
+    done = read_manifest(out) or {}
+    if done.get("complete") and (done.get("config"), done.get("steps")) == (fp, cfg.train.steps):
+        log.info("%s: training already complete, nothing to do", out)
+        return done
+    _check_resumable(out, cfg)
+    remove_stale_temps(out)
+    ds_json = read_deepspeed_json(cfg)
+    _check_models(cfg)
+    save_resolved(cfg, out)
+    # Build (or reopen) the corpus store here, once: workers only reopen it, and data errors
+    # surface as one clear message instead of a worker traceback.
+    prepare_training_data(cfg, out, cache_dir=cache_dir, examples_path=examples_path)
+    _start_ray(cfg)
+    t0 = time.perf_counter()
+    trainer = _trainer(cfg, out, fp, ds_json, cache_dir, examples_path)
+    with follow_metrics(out / "metrics.jsonl", cfg.train.steps, progress):
+        result = _fit(trainer)
+    with result.checkpoint.as_directory() as d:
+        final = Path(d)
+        for name in ("student", "teacher"):
+            if (final / name).is_dir():
+                with atomic_dir(out / name) as tmp:
+                    shutil.copytree(final / name, tmp, dirs_exist_ok=True)
+    manifest = {
+        "kind": "train",
+        "complete": True,
+        "steps": cfg.train.steps,
+        "config": fp,
+        "backend": "ray",
+        "workers": cfg.train.workers,
+        "use_gpu": cfg.train.use_gpu,
+        "deepspeed_stage": cfg.train.deepspeed.stage,
+        "precision": cfg.train.precision,
+        "checkpoint": result.checkpoint.path,
+        "student": fingerprint_folder(out / "student"),
+        "seconds": time.perf_counter() - t0,
+    }
+    write_manifest(out, manifest)
+    return manifest
+
+
+def _check_models(cfg: Config) -> None:
+    """Model folders and tokenizers exist (cheap; a worker would fail later and less clearly)."""
+    from lead_ray.modeling.backbone import resolve_model_path
+
+    for role in (cfg.teacher, cfg.student):
+        names = [
+            role.source.path,
+            role.tokenizer,
+            role.source.build and role.source.build.tokenizer,
+        ]
+        for name in filter(None, names):
+            resolve_model_path(name)
+
+
+def _start_ray(cfg: Config) -> None:
+    import ray
+
+    # Ray Train V2 polls workers every 2 s by default, and every report() waits for a poll.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
+    if ray.is_initialized():
+        return  # the caller's Ray (a test session, a cluster it joined)
+    local = cfg.ray.address is None
+    ray.init(address=cfg.ray.address, num_cpus=cfg.ray.num_cpus if local else None,
+             include_dashboard=False, logging_level="WARNING")  # fmt: skip
+    if local:  # a local Ray cannot grow: say so now instead of waiting for resources forever
+        kind = "GPU" if cfg.train.use_gpu else "CPU"
+        have = ray.cluster_resources().get(kind, 0)
+        if have < cfg.train.workers:
+            raise ConfigError(
+                f"train.workers={cfg.train.workers} needs {cfg.train.workers} {kind}s "
+                f"(one per worker); this Ray has {have:g} (set ray.num_cpus or fewer workers)"
+            )
+
+
+def _trainer(cfg: Config, out: Path, fp: str, ds_json: dict, cache_dir, examples_path):
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if cfg.ray.storage is None:
+        storage, name = str(out), RUN_NAME
+    else:  # the same config resumes from the same run folder, whatever --out is
+        storage = (
+            cfg.ray.storage if is_uri(cfg.ray.storage) else str(Path(cfg.ray.storage).resolve())
+        )
+        name = f"{cfg.name}-{fp}"
+    loop_config = {
+        "cfg": cfg.to_dict(),
+        "out": str(out),
+        "fingerprint": fp,
+        "deepspeed": ds_json,
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+        "examples_path": None if examples_path is None else str(examples_path),
+    }
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=cfg.train.workers, use_gpu=cfg.train.use_gpu),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints),
+            callbacks=[metrics_writer(str(out / "metrics.jsonl"))],
+            logging_config=LoggingConfig(log_level="WARNING"),
+        ),
+    )
+
+
+def _fit(trainer):
+    """`trainer.fit()`; a config or data error raised inside a worker is re-raised as itself."""
+    from ray.train import WorkerGroupError
+
+    from lead_ray.data.errors import DataError
+
+    try:
+        return trainer.fit()
+    except WorkerGroupError as err:
+        for exc in err.worker_failures.values():
+            while exc is not None:
+                if isinstance(exc, (ConfigError, DataError)):
+                    raise exc from None
+                exc = exc.__cause__
+        raise
+
+
+# ----------------------------------------------------------------------------- the worker
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """One Ray Train worker: rebuild the config, build, wrap, resume, train, report."""
+    _Worker(config).run()
+
+
+class _Worker:
+    """One worker's models, data and pending metric records."""
+
+    def __init__(self, config: dict):
+        import ray.train
+        import ray.train.torch
+
+        self.cfg = cfg = Config.from_dict(config["cfg"])
+        self.out, self.fingerprint = config["out"], config["fingerprint"]
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.device = ray.train.torch.get_device()
+        _quiet(self.device)
+        self.data = prepare_training_data(
+            cfg, self.out, cache_dir=config["cache_dir"], examples_path=config["examples_path"]
+        )
+        gather = all_gather_with_grad if self.world > 1 else no_gather
+        self.model = model = build_lead_model(cfg, gather=gather, rank=self.rank, world=self.world)
+        self.stage = stage = cfg.train.deepspeed.stage
+        self.shells = {}  # rank 0's export targets, copied before DeepSpeed converts the weights
+        if self.rank == 0:
+            self.shells["student"] = skeleton(model.student) if stage else model.student
+            if model.teacher_trains:
+                self.shells["teacher"] = skeleton(model.teacher) if stage else model.teacher
+        model.to(self.device)
+        model.train()
+        self.wrapped, self.updater, self.engine = wrap_model(
+            model, cfg, config["deepspeed"], self.device
+        )
+        self.records: list[dict] = []
+        self.last_flush = time.monotonic()
+
+    def _parts(self) -> dict:
+        return {"model": self.model, "updater": self.updater, "engine": self.engine,
+                "rank": self.rank, "world": self.world, "stage": self.stage}  # fmt: skip
+
+    def resume(self) -> int:
+        """The step of the checkpoint Ray hands this worker group (0 without one)."""
+        import ray.train
+
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            return 0
+        with ckpt.as_directory() as d:
+            state = load_state(Path(d), **self._parts())
+        if state["config"] != self.fingerprint:
+            raise ConfigError(f"checkpoint {ckpt.path} belongs to a different config")
+        log.info("rank %d: resuming from %s (step %d)", self.rank, ckpt.path, state["step"])
+        return state["step"]
+
+    def report(self, step: int, pairs, checkpoint: bool, export: bool) -> None:
+        """Hand rank 0's pending records (and, at a checkpoint, every rank's part) to Ray."""
+        import ray.train
+
+        metrics = {"step": step, "records": self.records if self.rank == 0 else []}
+        if not checkpoint:
+            ray.train.report(metrics)
+        else:
+            with tempfile.TemporaryDirectory(prefix="lead-ckpt-") as tmp:
+                extra = {"pairs": pairs, "config": self.fingerprint}
+                save_state(Path(tmp), step=step, extra=extra, **self._parts())
+                teacher = step == self.cfg.train.steps and self.model.teacher_trains
+                names = (["student", "teacher"] if teacher else ["student"]) if export else []
+                for name in names:
+                    export_consolidated(getattr(self.model, name), self.shells.get(name),
+                                        Path(tmp) / name, self.stage, self.rank)  # fmt: skip
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                                 checkpoint_dir_name=f"step-{step:08d}")  # fmt: skip
+        self.records, self.last_flush = [], time.monotonic()
+
+    def run(self) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        start = self.resume()
+        for step in range(start, t.steps):
+            _maybe_fail(cfg, step, self.rank, self.world, self.out)
+            pairs = pairs_at(self.model, cfg, step)
+            batch = self.data.batch(step, t.batch_size, self.rank, self.world)
+            m = train_step(self.wrapped, batch, pairs, self.updater, t.precision, self.device.type)
+            m["step"] = done = step + 1
+            if self.device.type == "cuda":
+                m["mem_peak_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+            flush = False
+            if done % t.log_every == 0 or done == t.steps:
+                m = reduce_metrics(m, self.device) if self.world > 1 else m
+                m["resumed_from"] = start
+                self.records.append(m)
+                late = self.rank == 0 and time.monotonic() - self.last_flush > REPORT_SECONDS
+                flush = agree(late, self.device) if self.world > 1 else late  # same on all ranks
+            if done % t.checkpoint_every == 0 or done == t.steps:
+                self.report(done, m["pairs"], True, done == t.steps or t.export_every_checkpoint)
+            elif flush:
+                self.report(done, m["pairs"], False, False)
+        if start >= t.steps:  # resumed at or past the end: still hand the driver a final export
+            pairs = [list(p) for p in pairs_at(self.model, cfg, max(start - 1, 0))]
+            self.report(start, pairs, True, True)
+
+
+def _quiet(device: torch.device) -> None:
+    """Keep worker logs to what matters: DeepSpeed's accelerator guess and the deprecation
+    notices torch prints for DeepSpeed's collectives are noise here."""
+    if device.type == "cpu":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    warnings.filterwarnings(
+        "ignore", message=r".*torch\.distributed\.\w+` is deprecated", category=FutureWarning
+    )
+
+
+def _maybe_fail(cfg: Config, step: int, rank: int, world: int, out: str) -> None:
+    """The `train.fail_at_step` test knob: rank 1 (rank 0 when alone) exits once, abruptly,
+    when it reaches that step (1-based); a marker in --out makes it once per output folder."""
+    k = cfg.train.fail_at_step
+    if k is None or step + 1 != k or rank != min(1, world - 1):
+        return
+    marker = Path(out) / f".fail-at-step-{k}.done"
+    if marker.exists():
+        return
+    marker.write_text(f"rank {rank} exited at step {k}\n", encoding="utf-8")
+    log.warning("train.fail_at_step=%d: rank %d exits now (fault-tolerance test)", k, rank)
+    os._exit(1)

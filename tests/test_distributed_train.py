@@ -1,0 +1,400 @@
+"""Distributed LEAD training: Ray Train workers with DDP or DeepSpeed ZeRO on the tiny config.
+
+What is proven here, on 2 CPU workers (gloo) of the session's local Ray:
+- two ZeRO-2 workers, launched through `lead train --set train.backend=ray ...`, lower the loss,
+  gather candidates across workers, persist both ranks' shards and export a student folder
+  that `AutoModel.from_pretrained` loads;
+- one worker (DDP path and ZeRO-2 path) reproduces the local loop's loss curve and weights;
+- a worker killed after the first checkpoint is restarted from it (not from step 0), and the
+  run's losses equal the uninterrupted run's step by step (same data order, layer pairs, RNG);
+- ZeRO-3 with a frozen teacher resumes on a rerun of the same --out, and its consolidated student
+  equals DeepSpeed's own zero_to_fp32 reconstruction, its teacher the untouched initial one;
+- gathered in-batch negatives (ColBERT tokens and masks included) give the loss and gradients of
+  one process holding the whole global batch (plain torch.distributed, no Ray).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from lead_ray.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny.yaml"
+STEPS = 12
+ZERO2 = [
+    "train.backend=ray",
+    "train.workers=2",
+    "train.deepspeed.stage=2",
+    "train.deepspeed.config=configs/deepspeed/zero2.json",
+    f"train.steps={STEPS}",
+    "train.checkpoint_every=4",
+    "train.lr=1e-3",
+]
+
+
+def tiny(*overrides: str):
+    return load_config(TINY, list(overrides))
+
+
+def records(out: Path) -> list[dict]:
+    lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+# ----------------------------------------------------------------------------- DeepSpeed config
+
+
+def test_deepspeed_config_follows_the_lead_config(tmp_path, monkeypatch):
+    from lead_ray.distributed.engine import deepspeed_config, read_deepspeed_json
+
+    cfg = tiny(
+        "train.deepspeed.stage=3",
+        "train.precision=bf16",
+        "train.grad_clip=0.5",
+        "train.batch_size=6",
+    )
+    ds = deepspeed_config(cfg)
+    assert ds["zero_optimization"] == {"stage": 3}
+    assert ds["bf16"] == {"enabled": True}
+    assert (ds["gradient_clipping"], ds["train_micro_batch_size_per_gpu"]) == (0.5, 6)
+    assert "optimizer" not in ds and "scheduler" not in ds  # ours are passed in (no JIT build)
+
+    monkeypatch.chdir(REPO)  # the ready configs name the JSON relative to the repository root
+    cfg = tiny("train.deepspeed.stage=2", "train.deepspeed.config=configs/deepspeed/zero2.json")
+    ds = deepspeed_config(cfg, read_deepspeed_json(cfg))
+    assert ds["zero_optimization"]["stage"] == 2 and ds["zero_optimization"]["overlap_comm"] is True
+    assert ds["train_micro_batch_size_per_gpu"] == 8  # "auto" in the file keeps ours
+    assert ds["bf16"] == {"enabled": False}
+
+
+@pytest.mark.parametrize(
+    "content, stage, message",
+    [
+        (
+            {"zero_optimization": {"stage": 3}},
+            2,
+            r"zero_optimization\.stage=3 disagrees with train\.deepspeed\.stage",
+        ),
+        ({"optimizer": {"type": "AdamW"}}, 2, r"optimizer: not allowed"),
+        (
+            {"train_micro_batch_size_per_gpu": 4},
+            2,
+            r"train_micro_batch_size_per_gpu=4 disagrees with train\.batch_size",
+        ),
+        ({"bf16": {"enabled": True}}, 2, r"bf16\.enabled=True disagrees with train\.precision"),
+        ({}, 0, r"stage 0 runs plain DDP"),
+        ('{\n  "zero_optimization": {,\n}', 2, r"ds\.json:2: invalid JSON"),
+    ],
+)
+def test_deepspeed_json_problems_are_one_clear_error(tmp_path, content, stage, message):
+    from lead_ray.distributed.engine import read_deepspeed_json
+
+    path = tmp_path / "ds.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+    cfg = tiny(f"train.deepspeed.stage={stage}", f"train.deepspeed.config={path}")
+    with pytest.raises(ConfigError, match=message):
+        read_deepspeed_json(cfg)
+    missing = tiny("train.deepspeed.stage=2", f"train.deepspeed.config={tmp_path / 'nope.json'}")
+    with pytest.raises(ConfigError, match="nope.json: file not found"):
+        read_deepspeed_json(missing)
+
+
+@pytest.mark.parametrize(
+    "name, teacher_layers, student_layers, lr, stage",
+    [
+        ("msmarco-passage-12cb-6de", "colbert", 6, 2e-5, 2),
+        ("msmarco-passage-24cb-12de", "colbert", 12, 2e-5, 3),
+        ("msmarco-passage-12de-6de", "dual_encoder", 6, 5e-5, 2),
+    ],
+)
+def test_ready_configs_follow_the_paper(
+    monkeypatch, name, teacher_layers, student_layers, lr, stage
+):
+    from lead_ray.distributed.engine import deepspeed_config, read_deepspeed_json
+
+    monkeypatch.chdir(REPO)
+    cfg = load_config(REPO / "configs" / f"{name}.yaml")
+    assert cfg.teacher.kind == teacher_layers and cfg.teacher.trainable
+    assert (
+        cfg.lead.layers,
+        cfg.lead.temperature,
+        cfg.lead.layer_temperature,
+        cfg.lead.resample_every,
+    ) == (5, 1.0, 10.0, 10)
+    assert (cfg.train.lr, cfg.train.steps, cfg.train.seed, cfg.train.grad_clip) == (
+        lr,
+        50_000,
+        888,
+        2.0,
+    )
+    assert (cfg.train.backend, cfg.train.use_gpu, cfg.train.precision) == ("ray", True, "bf16")
+    ds = deepspeed_config(cfg, read_deepspeed_json(cfg))  # the JSON agrees with the YAML
+    assert ds["zero_optimization"]["stage"] == stage and ds["bf16"]["enabled"] is True
+
+
+# ----------------------------------------------------------------------------- gathered negatives
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _batch(queries: range):
+    from lead_ray.data.batching import TrainBatch
+
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+    passages = [
+        " ".join(words[(q * 3 + i * 7 + j) % 10] for j in range(3 + (q + i) % 5))
+        for q in queries
+        for i in range(2)
+    ]  # uneven lengths: padding must be masked
+    return TrainBatch(
+        [f"q{q}" for q in queries],
+        [f"{words[q]} {words[(q + 4) % 10]}" for q in queries],
+        [f"d{i}" for i in range(len(passages))],
+        passages,
+        per_query=2,
+    )
+
+
+def _gather_worker(rank: int, world: int, cfg_dict: dict, folder: str, port: int) -> None:
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    from lead_ray.config import Config
+    from lead_ray.distributed.gather import all_gather_with_grad
+    from lead_ray.training import build_lead_model
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    model = build_lead_model(Config.from_dict(cfg_dict), all_gather_with_grad, rank, world).eval()
+    loss, metrics = model(
+        _batch(range(3 * rank, 3 * rank + 3)),
+        [(0, 1), (1, 3)] if model.cfg.lead.weights.layer else [],
+    )
+    loss.backward()
+    save_file(
+        {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
+        str(Path(folder) / f"grads-{rank}.safetensors"),
+    )
+    (Path(folder) / f"metrics-{rank}.json").write_text(json.dumps(metrics))
+    dist.destroy_process_group()
+
+
+def test_gathered_negatives_equal_one_process_with_the_global_batch(tmp_path):
+    """ColBERT teacher (token states and padding masks gathered) and DE student on 2 workers."""
+    import torch.multiprocessing as mp
+    from safetensors.torch import load_file
+
+    from lead_ray.training import build_lead_model
+
+    cfg = tiny("teacher.kind=colbert", "lead.reweight=false", "train.threads=1")
+    mp.spawn(_gather_worker, args=(2, cfg.to_dict(), str(tmp_path), _free_port()), nprocs=2)
+
+    reference = build_lead_model(cfg).eval()  # one process, the 6 queries of both workers
+    reference.student.pad_to_max = reference.teacher.pad_to_max = True
+    loss, metrics = reference(_batch(range(6)), [(0, 1), (1, 3)])
+    loss.backward()
+    per_rank = [json.loads((tmp_path / f"metrics-{r}.json").read_text()) for r in range(2)]
+    assert [m["candidates"] for m in per_rank] == [12, 12]  # 2 workers x 3 queries x 2 passages
+    assert sum(m["loss"] for m in per_rank) / 2 == pytest.approx(metrics["loss"], rel=1e-5)
+    grads = [load_file(str(tmp_path / f"grads-{r}.safetensors")) for r in range(2)]
+    ref = {n: p.grad for n, p in reference.named_parameters() if p.grad is not None}
+    assert set(grads[0]) == set(ref) and any(n.startswith("teacher.") for n in ref)
+    for name, g in ref.items():  # DDP/DeepSpeed average the workers' gradients
+        # each worker's gradient is large and they largely cancel: float32 noise scales with them
+        scale = max(float(grads[0][name].abs().max()), float(g.abs().max()))
+        torch.testing.assert_close(
+            (grads[0][name] + grads[1][name]) / 2, g, rtol=0, atol=max(1e-4 * scale, 1e-8)
+        )
+
+
+# ----------------------------------------------------------------------------- Ray Train runs
+
+
+@pytest.fixture(scope="module")
+def zero2_run(ray_local, tmp_path_factory):
+    """Two ZeRO-2 workers on the tiny config, launched through the CLI."""
+    from typer.testing import CliRunner
+
+    from lead_ray.cli.main import app
+
+    out = tmp_path_factory.mktemp("zero2") / "run"
+    args = ["train", str(TINY), "--out", str(out), "--no-progress"]
+    for item in ZERO2:
+        args += ["--set", item]
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the config names configs/deepspeed/zero2.json relative to the repository
+    try:
+        result = CliRunner().invoke(app, args)
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.ray
+def test_two_zero2_workers_learn_gather_and_export(zero2_run):
+    from transformers import AutoModel
+
+    from lead_ray.losses import layer_pairs
+
+    out = zero2_run
+    log = records(out)
+    assert [r["step"] for r in log] == list(range(1, STEPS + 1))
+    assert all(r["candidates"] == 2 * 8 * 2 for r in log)  # both workers' passages are candidates
+    first, last = [r["loss"] for r in log[:3]], [r["loss"] for r in log[-3:]]
+    assert sum(last) < 0.8 * sum(first), (first, last)
+
+    lead, seed = tiny().lead, tiny().train.seed  # pairs: a function of (seed, step) only
+    expected = [
+        layer_pairs(
+            lead.selection, 2, 4, lead.layers, step=s, resample_every=lead.resample_every, seed=seed
+        )
+        for s in range(STEPS)
+    ]
+    assert [r["pairs"] for r in log] == [[list(p) for p in pairs] for pairs in expected]
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (
+        manifest["complete"] and manifest["backend"] == "ray" and manifest["deepspeed_stage"] == 2
+    )
+    ckpts = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
+    assert ckpts == ["step-00000008", "step-00000012"]  # keep_checkpoints: 2
+    final = out / "checkpoints" / "step-00000012"
+    shards = sorted(p.name for p in (final / "deepspeed" / "state").glob("*optim_states.pt"))
+    assert shards == [f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in (0, 1)]
+    assert (final / "rng-rank-0001.safetensors").is_file() and (final / "student").is_dir()
+
+    model = AutoModel.from_pretrained(out / "student")
+    assert model.config.num_hidden_layers == 2
+    # the teacher trains in the tiny config, so it is exported too
+    assert AutoModel.from_pretrained(out / "teacher").config.num_hidden_layers == 4
+
+
+@pytest.mark.ray
+def test_killed_worker_resumes_from_the_checkpoint(zero2_run, tmp_path):
+    from lead_ray.distributed.train import run_training
+
+    out = tmp_path / "run"
+    cfg = tiny(*ZERO2, "train.fail_at_step=7", "train.max_failures=1")
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        manifest = run_training(cfg, out, progress=False)
+    finally:
+        os.chdir(cwd)
+    assert manifest["complete"] and manifest["steps"] == STEPS
+    assert (out / ".fail-at-step-7.done").is_file()  # rank 1 did exit once
+    log = records(out)
+    assert [r["step"] for r in log] == list(range(1, STEPS + 1))
+    # steps 5.. were (re)computed by the restarted workers, which resumed from step 4's checkpoint
+    assert [r["resumed_from"] for r in log] == [0] * 4 + [4] * (STEPS - 4)
+    baseline = records(zero2_run)  # the same config without the failure
+    assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in baseline], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    from lead_ray.training import fit_local
+
+    out = tmp_path_factory.mktemp("local") / "run"
+    fit_local(tiny("train.steps=6", "train.grad_clip=0"), out, progress=False)
+    return out
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("stage, interrupted", [(0, True), (2, False)])
+def test_one_worker_reproduces_the_local_loop(ray_local, local_run, tmp_path, stage, interrupted):
+    """Same seed, world size 1: the DDP path and the ZeRO-2 path give the local loop's losses and
+    weights (clipping off: DeepSpeed clips the global norm, the local loop each model's).
+
+    The DDP run is also interrupted: its only worker dies at step 5 with no restarts allowed, so
+    `fit` fails; rerunning the same command on the same --out resumes from step 3's checkpoint,
+    and the curve still equals the uninterrupted local one."""
+    from ray.train import TrainingFailedError
+    from safetensors.torch import load_file
+
+    from lead_ray.distributed.train import run_training
+
+    out = tmp_path / "run"
+    cfg = tiny(
+        "train.steps=6",
+        "train.grad_clip=0",
+        "train.backend=ray",
+        "train.workers=1",
+        f"train.deepspeed.stage={stage}",
+        "train.checkpoint_every=3",
+        *(["train.fail_at_step=5", "train.max_failures=0"] if interrupted else []),
+    )
+    if interrupted:
+        with pytest.raises(TrainingFailedError):
+            run_training(cfg, out, progress=False)
+        assert not (out / "manifest.json").exists() and not (out / "student").exists()
+    run_training(cfg, out, progress=False)
+    ray_log, local_log = records(out), records(local_run)
+    assert [r["step"] for r in ray_log] == [r["step"] for r in local_log] == list(range(1, 7))
+    starts = [0] * 3 + [3] * 3 if interrupted else [0] * 6
+    assert [r["resumed_from"] for r in ray_log] == starts
+    for key in ("loss", "loss_contrastive", "loss_response", "loss_layer", "lr"):
+        expected = pytest.approx([r[key] for r in local_log], rel=1e-5, abs=1e-7)
+        assert [r[key] for r in ray_log] == expected, key
+    ours = load_file(str(out / "student" / "model.safetensors"))
+    theirs = load_file(str(local_run / "student" / "model.safetensors"))
+    assert set(ours) == set(theirs)
+    for name in theirs:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.ray
+def test_zero3_frozen_teacher_exports_full_weights(ray_local, tmp_path):
+    """ZeRO-3 partitions every parameter, the frozen teacher's too; the exported student equals
+    DeepSpeed's own zero_to_fp32 reconstruction, and the teacher never moved."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    from safetensors.torch import load_file
+
+    from lead_ray.distributed.train import run_training
+    from lead_ray.training import build_lead_model
+
+    out = tmp_path / "run"
+    cfg = tiny(
+        "train.backend=ray",
+        "train.workers=2",
+        "train.deepspeed.stage=3",
+        "teacher.trainable=false",
+        "train.steps=3",
+        "train.checkpoint_every=3",
+    )
+    run_training(cfg, out, progress=False)
+    log = records(out)
+    assert [r["step"] for r in log] == [1, 2, 3] and all(r["candidates"] == 32 for r in log)
+    assert all(r["loss_teacher"] == 0 for r in log)  # a frozen teacher has no loss of its own
+    assert not (out / "teacher").exists()
+
+    final = out / "checkpoints" / "step-00000003"
+    consolidated = get_fp32_state_dict_from_zero_checkpoint(str(final / "deepspeed"), tag="state")
+    exported = load_file(str(out / "student" / "model.safetensors"))
+    prefix = "student.query_backbone.model."
+    student = {k[len(prefix) :]: v for k, v in consolidated.items() if k.startswith(prefix)}
+    assert set(exported) <= set(student) and len(exported) > 10
+    initial = build_lead_model(cfg)
+    moved = 0
+    for name, value in exported.items():
+        torch.testing.assert_close(value, student[name], rtol=0, atol=0)
+        moved += not torch.equal(value, initial.student.query_backbone.model.state_dict()[name])
+    assert moved > 10  # the student trained
+    teacher = {k: v for k, v in consolidated.items() if k.startswith("teacher.")}
+    assert len(teacher) > 10
+    for name, value in initial.state_dict().items():
+        if name in teacher:
+            torch.testing.assert_close(teacher[name], value, rtol=0, atol=0)
