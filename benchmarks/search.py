@@ -46,11 +46,11 @@ def normal_unit(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def timed_search(fn, ks=(10, 100)) -> dict[int, tuple[float, np.ndarray, np.ndarray]]:
-    """{k: (seconds, scores, ids)}; the best time of two runs (the machine is shared)."""
+    """{k: (seconds, scores, ids)}; the best time of three runs (the machine is shared)."""
     out = {}
     for k in ks:
         best = float("inf")
-        for _ in range(2):
+        for _ in range(3):
             t = time.perf_counter()
             scores, ids = fn(k)
             best = min(best, time.perf_counter() - t)
@@ -213,7 +213,7 @@ One run of `benchmarks/search.py --rows {args.rows} --dim {args.dim} --queries {
   {args.queries:,} queries drawn the same way; inner product. Random vectors have no structure,
   so they are the worst case for ANN recall (real embeddings cluster, and IVF / HNSW recall
   is much higher on them at the same settings; see ENVIRONMENT.md section 6).
-- **Machine**: {where}. Shared with other work, so QPS is the best of two runs and only
+- **Machine**: {where}; load average at the end {os.getloadavg()[0]:.2f}. Shared with other work, so QPS is the best of three runs and only
   ratios measured in the same run should be compared.
 - **Reference**: one `faiss.IndexFlatIP` over all vectors, searched in one call; recall is
   measured against its results (recall@10 from a k=10 search, recall@100 from k=100).

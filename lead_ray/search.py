@@ -91,7 +91,7 @@ def search_shard(
     on_disk: bool = False,
     nprobe: int | None = None,
     ef_search: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of one index file for every query, in query batches: ([Q, k] float32, [Q, k] int64)."""
     index = open_index(path, on_disk)
@@ -124,13 +124,15 @@ def search_index(
     *,
     nprobe: int | None = None,
     ef_search: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Search an index folder (every shard, or its merged index) and merge the top-k exactly.
 
     Args:
         q_emb: [Q, D] queries (cast to float32).
         nprobe, ef_search: override the values recorded at build time (IndexConfig).
+        batch_size: queries per faiss call. It bounds the result buffers; keep it large, as
+            small calls cost OpenMP start-up and BLAS efficiency (faiss blocks internally).
     Returns:
         scores [Q, k] float32 and doc_idx [Q, k] int64, best first.
     """

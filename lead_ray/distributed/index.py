@@ -62,7 +62,7 @@ def run_search_parallel(
     *,
     nprobe: int | None = None,
     ef_search: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = 4096,
     num_cpus: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`search.search_index` with the index files searched in parallel Ray tasks.
