@@ -92,8 +92,10 @@ def prepare_training_data(cfg: Config, work_dir: str | Path, cache_dir: str | Pa
     from lead_ray.data.batching import TrainingData
 
     work_dir = Path(work_dir)
-    paths = resolve_data(cfg.data, work_dir)
-    store = open_corpus(paths, cache_dir or work_dir / "corpus")
+    cache_dir = Path(cache_dir) if cache_dir is not None else work_dir / "corpus"
+    # generated data lives beside the corpus cache, so a pipeline and its train stage share it
+    paths = resolve_data(cfg.data, cache_dir.parent)
+    store = open_corpus(paths, cache_dir)
     examples = training_examples(cfg, paths, store, examples_path)
     queries = read_queries(paths.queries)
     return TrainingData(examples, queries, store, seed=cfg.train.seed, negatives=cfg.train.negatives,

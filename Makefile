@@ -1,0 +1,31 @@
+# Set-up and the two everyday commands. Each target installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch is pinned here, in the same pip command: a loose spec pulls a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+OUT    ?= runs/quickstart
+
+.PHONY: setup quickstart test test-all clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)" -c constraints.txt -e ".[cpu,dev]"
+	@# DeepSpeed JIT-builds its CPU communication op on first use (~35 s); build it once here.
+	$(BIN)/python -c "from deepspeed.accelerator import get_accelerator as g; g().create_op_builder('ShareMemCommBuilder').load()" >/dev/null 2>&1 || true
+	touch $@
+
+quickstart: setup
+	$(BIN)/lead quickstart --out $(OUT)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m "not gpu"
+
+clean:
+	rm -rf $(VENV) runs
