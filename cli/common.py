@@ -14,6 +14,7 @@ import typer
 COMMAND_MODULES = (
     "train_cmd",
     "corpus_cmd",
+    "search_cmd",
     "evaluate_cmd",
     "pipeline_cmd",
     "jobs_cmd",
