@@ -219,6 +219,16 @@ def test_gathered_negatives_equal_one_process_with_the_global_batch(tmp_path):
         )
 
 
+def test_gather_switch_keeps_candidates_local():
+    """train.gather=false: each worker scores its own passages only (no collective is called)."""
+    from lead_ray.distributed.gather import all_gather_with_grad
+    from lead_ray.training import build_lead_model
+
+    model = build_lead_model(tiny("train.gather=false"), all_gather_with_grad, rank=1, world=2)
+    loss, metrics = model(_batch(range(3, 6)), [(0, 1)])
+    assert metrics["candidates"] == 3 * 2 and torch.isfinite(loss)
+
+
 # ----------------------------------------------------------------------------- Ray Train runs
 
 
@@ -284,10 +294,13 @@ def test_two_zero2_workers_learn_gather_and_export(zero2_run):
 
 @pytest.mark.ray
 def test_killed_worker_resumes_from_the_checkpoint(zero2_run, tmp_path):
+    from transformers import AutoModel
+
     from lead_ray.distributed.train import run_training
 
     out = tmp_path / "run"
-    cfg = tiny(*ZERO2, "train.fail_at_step=7", "train.max_failures=1")
+    cfg = tiny(*ZERO2, "train.fail_at_step=7", "train.max_failures=1",
+               "train.export_every_checkpoint=true")  # fmt: skip
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
@@ -302,6 +315,14 @@ def test_killed_worker_resumes_from_the_checkpoint(zero2_run, tmp_path):
     assert [r["resumed_from"] for r in log] == [0] * 4 + [4] * (STEPS - 4)
     baseline = records(zero2_run)  # the same config without the failure
     assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in baseline], rel=1e-5)
+    # export_every_checkpoint: each kept checkpoint also holds a loadable student folder
+    for name in ("step-00000008", "step-00000012"):
+        assert (
+            AutoModel.from_pretrained(
+                out / "checkpoints" / name / "student"
+            ).config.num_hidden_layers
+            == 2
+        )
 
 
 @pytest.fixture(scope="module")

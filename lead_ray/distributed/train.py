@@ -18,6 +18,7 @@ same paths (one machine or a shared filesystem); checkpoints may live in object 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -67,6 +68,9 @@ def run_training(
         ConfigError / DataError: bad config or data (found on the driver, before any worker starts).
         ray.train.TrainingFailedError: workers kept failing after `train.max_failures` restarts.
     """
+    if is_uri(out_dir):
+        raise ConfigError(f"--out {out_dir}: a local folder is needed here (checkpoints can go to "
+                          "object storage with ray.storage=s3://...)")  # fmt: skip
     out = Path(out_dir).resolve()  # Ray Train wants absolute storage paths
     out.mkdir(parents=True, exist_ok=True)
     fp = config_fingerprint(cfg.to_dict())
@@ -304,10 +308,15 @@ class _Worker:
 
 
 def _quiet(device: torch.device) -> None:
-    """Keep worker logs to what matters: DeepSpeed's accelerator guess and the deprecation
-    notices torch prints for DeepSpeed's collectives are noise here."""
+    """Keep worker logs to what matters: DeepSpeed's accelerator guess, the deprecation notices
+    torch prints for DeepSpeed's collectives, and Ray Train's INFO line echoing every report
+    (its logger is named after its file, so `LoggingConfig` misses it) are noise here."""
     if device.type == "cpu":
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    with contextlib.suppress(ImportError):
+        from ray.train.v2._internal.execution import context as train_context
+
+        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
     warnings.filterwarnings(
         "ignore", message=r".*torch\.distributed\.\w+` is deprecated", category=FutureWarning
     )
