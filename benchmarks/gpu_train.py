@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"\n{result['device']}, {result['models']}, {args.precision}, ZeRO-{args.stage}: "
-        f"{result['queries_per_s']:.1f} queries/s ({result['passages_per_s']:.1f} passages/s, "
+        f"{result['queries_per_s']:.1f} samples/s (training queries; "
+        f"{result['passages_per_s']:.1f} passages/s, "
         f"{result['steps_per_s']:.2f} steps/s), peak GPU memory per worker {mem}"
     )
     return 0
