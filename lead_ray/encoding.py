@@ -183,9 +183,10 @@ class CorpusEncoder:
     @torch.inference_mode()
     def embed_tokens(self, seqs: list[list[int]]) -> np.ndarray:
         """[n, D] vectors of tokenised passages, longest first in sub-batches, in input order."""
-        out = np.empty((len(seqs), self.dim), dtype=self.dtype)
+        out = torch.empty((len(seqs), self.dim), device=self.device)  # [n, D], on the device
         lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows up at once
+        pool = pool_cls if self.model.pooling == "cls" else pool_mean
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             ids, mask = _pad([seqs[i] for i in rows], self.pad_id)
@@ -194,12 +195,12 @@ class CorpusEncoder:
                    else contextlib.nullcontext())
             with ctx:
                 states = self.backbone.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            pool = pool_cls if self.model.pooling == "cls" else pool_mean
             vec = pool(states.float(), mask)  # [b, D]
             if self.model.normalize:
                 vec = F.normalize(vec, dim=-1)
-            out[rows] = vec.cpu().numpy()
-        return out
+            out[torch.from_numpy(rows).to(self.device)] = vec
+        # one copy back per call: on a GPU the next sub-batch is padded while this one runs
+        return out.cpu().numpy().astype(self.dtype, copy=False)
 
 
 def encode_queries(model: DualEncoder, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
