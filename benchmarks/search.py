@@ -242,9 +242,9 @@ Reading it:
   near 1x; the difference is noise on a shared machine.
 - Searching shards apart repeats per-query fixed costs once per shard: each IVF shard probes
   its own coarse quantizer and scans `nprobe` of its own (smaller) lists, and each HNSW
-  shard walks its own graph. Compare IVF1024,PQ48 over the shards with the same index merged on disk: identical
-  results, fewer calls. HNSW indexes cannot be merged (lead-ray refuses `index.merge` for
-  them), so for HNSW prefer fewer, larger shards when serving.
+  shard walks its own graph. Compare IVF1024,PQ48 over the shards with the same index merged
+  on disk: identical results, fewer calls. HNSW indexes cannot be merged (lead-ray refuses
+  `index.merge` for them), so for HNSW prefer fewer, larger shards when serving.
 - On random vectors every ANN setting trades away most of the recall: IVF recall grows with
   the fraction of lists scanned (nprobe / 1024), 48-byte PQ codes cap recall whatever the
   nprobe, and HNSW needs a large efSearch. Real embeddings do far better; use
