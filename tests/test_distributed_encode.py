@@ -76,6 +76,6 @@ def test_pool_larger_than_local_ray_is_refused(ray_local, setup, tmp_path):
     from lead_ray.distributed.encode import run_encoding
 
     model, store = setup
-    with pytest.raises(ConfigError, match="need 4 CPUs; this Ray has 2"):
+    with pytest.raises(ConfigError, match=r"encode.actors=4 .* need 4 CPUs; this Ray has 2"):
         run_encoding(config(actors=4, cpus_per_actor=1), model, store.folder, tmp_path / "e",
                      progress=False)

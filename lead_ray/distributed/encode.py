@@ -35,9 +35,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lead_ray.config import Config, ConfigError
+from lead_ray.config import Config
 from lead_ray.data.store import CORPUS_FILE, CorpusStore
 from lead_ray.encoding import CALL_BATCHES, CorpusEncoder, check_dual_encoder
+from lead_ray.distributed.session import require_local_resources, start_ray
 from lead_ray.encoding_shards import ShardWriter, plan_encoding
 from lead_ray.modeling.backbone import resolve_model_path
 
@@ -102,23 +103,6 @@ def _pack_folder(folder: str) -> dict[str, bytes]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def start_ray(cfg: Config) -> None:
-    """Join `ray.address`, or start a local Ray that can hold the actor pool."""
-    import ray
-
-    if not ray.is_initialized():
-        local = cfg.ray.address is None
-        ray.init(address=cfg.ray.address, num_cpus=cfg.ray.num_cpus if local else None,
-                 include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-    if cfg.ray.address is None:  # a local Ray cannot grow: refuse a pool that would never start
-        res = ray.cluster_resources()
-        enc = cfg.encode
-        for kind, need in (("CPU", enc.actors * enc.cpus_per_actor), ("GPU", enc.actors * enc.num_gpus)):
-            if need > res.get(kind, 0):
-                raise ConfigError(f"encode.actors={enc.actors} need {need:g} {kind}s; this Ray has "
-                                  f"{res.get(kind, 0):g} (lower encode.cpus_per_actor / num_gpus)")
-
-
 def run_encoding(
     cfg: Config,
     model_folder: str | os.PathLike,
@@ -149,6 +133,9 @@ def run_encoding(
     t0, docs, total = time.perf_counter(), 0, sum(plan.shard_size(s) for s in todo)
     if todo:
         start_ray(cfg)
+        for kind, need in (("CPU", enc.actors * enc.cpus_per_actor), ("GPU", enc.actors * enc.num_gpus)):
+            require_local_resources(cfg, kind, need, f"encode.actors={enc.actors} (x cpus_per_actor"
+                                    f"={enc.cpus_per_actor:g}, num_gpus={enc.num_gpus:g})")
         ray.data.DataContext.get_current().enable_progress_bars = False
         call_rows = enc.batch_size * CALL_BATCHES
         ds = ray.data.read_datasource(
