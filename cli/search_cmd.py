@@ -65,7 +65,7 @@ def _search(cfg, out: Path, model: Path | None, split: str | None, use_ray: bool
         scores, doc_idx = search_index(out / "index", q_emb, k, **kwargs)
     summary: dict = {"split": split, "queries": len(qids), "k": k, "factory": manifest["factory"]}
     if cfg.search.exact_check and manifest["factory"].strip() != "Flat":
-        _, exact = exact_search(out / "embeddings", q_emb, k)
+        _, exact = exact_search(out / "embeddings", q_emb, k, metric=manifest["metric"])
         summary[f"ann_recall@{k}"] = ann_recall(doc_idx, exact, k)
     run = to_run(qids, scores, doc_idx, store.doc_ids)
     write_trec_run(out / "runs" / f"{split}.trec", run, tag=cfg.name)

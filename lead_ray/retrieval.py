@@ -64,7 +64,7 @@ def evaluate_system(cfg: Config, out: Path, name: str, model_folder: str | Path,
     search_s = time.perf_counter() - t
     recall = None
     if cfg.search.exact_check and cfg.index.factory.strip() != "Flat":
-        _, exact_idx = exact_search(emb_dir, q_emb, k)
+        _, exact_idx = exact_search(emb_dir, q_emb, k, metric=cfg.index.metric)
         recall = ann_recall(doc_idx, exact_idx, k)
     run = to_run(qids, scores, doc_idx, store.doc_ids)
     _write_runs(out, name, run)
