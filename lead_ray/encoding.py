@@ -177,7 +177,7 @@ class CorpusEncoder:
         }
         if self.maxp:
             out["passage"] = passage
-            out["passages"] = np.bincount(owner, minlength=len(rows))[owner] if len(owner) else owner
+            out["passages"] = np.bincount(owner, minlength=len(batch["doc_idx"]))[owner]
         return out
 
     @torch.inference_mode()
