@@ -130,23 +130,12 @@ def _check_models(cfg: Config) -> None:
 
 
 def _start_ray(cfg: Config) -> None:
-    import ray
+    from lead_ray.distributed.session import require_local_resources, start_ray
 
-    # Ray Train V2 polls workers every 2 s by default, and every report() waits for a poll.
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
-    if ray.is_initialized():
-        return  # the caller's Ray (a test session, a cluster it joined)
-    local = cfg.ray.address is None
-    ray.init(address=cfg.ray.address, num_cpus=cfg.ray.num_cpus if local else None,
-             include_dashboard=False, logging_level="WARNING")  # fmt: skip
-    if local:  # a local Ray cannot grow: say so now instead of waiting for resources forever
-        kind = "GPU" if cfg.train.use_gpu else "CPU"
-        have = ray.cluster_resources().get(kind, 0)
-        if have < cfg.train.workers:
-            raise ConfigError(
-                f"train.workers={cfg.train.workers} needs {cfg.train.workers} {kind}s "
-                f"(one per worker); this Ray has {have:g} (set ray.num_cpus or fewer workers)"
-            )
+    start_ray(cfg)
+    kind = "GPU" if cfg.train.use_gpu else "CPU"
+    require_local_resources(cfg, kind, cfg.train.workers,
+                            f"train.workers={cfg.train.workers} (one {kind} each)")
 
 
 def _trainer(cfg: Config, out: Path, fp: str, ds_json: dict, cache_dir, examples_path):
