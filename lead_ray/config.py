@@ -88,6 +88,16 @@ class TeacherConfig(EncoderConfig):
     kind: Literal["dual_encoder", "colbert", "cross_encoder"] = "dual_encoder"
     trainable: bool = True  # the paper trains the teacher jointly
     colbert: ColBERTOptions = ColBERTOptions()
+    # a frozen dual encoder's per-layer vectors read from a feature cache folder
+    # (lead_ray/modeling/cached.py) instead of a forward pass each step
+    cache: str | None = None
+
+    @model_validator(mode="after")
+    def _cache_frozen(self) -> TeacherConfig:
+        if self.cache is not None and (self.trainable or self.kind != "dual_encoder"):
+            raise ValueError("a cached teacher must be a frozen dual encoder "
+                             "(kind: dual_encoder, trainable: false)")
+        return self
 
 
 class StudentConfig(EncoderConfig):

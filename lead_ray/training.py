@@ -102,7 +102,12 @@ class LeadModel(nn.Module):
 def build_lead_model(cfg: Config, gather: Gather = no_gather, rank: int = 0, world: int = 1) -> LeadModel:
     """Teacher and student as the config says (deterministic in the config's seeds)."""
     torch.manual_seed(cfg.train.seed)
-    teacher = build_teacher(cfg.teacher)
+    if cfg.teacher.cache:
+        from lead_ray.modeling.cached import load_cached_teacher
+
+        teacher = load_cached_teacher(cfg.teacher)
+    else:
+        teacher = build_teacher(cfg.teacher)
     student = build_student(cfg.student, teacher)
     return LeadModel(student, teacher, cfg, gather, rank, world)
 
