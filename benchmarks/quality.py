@@ -1,0 +1,355 @@
+"""SciFact quality benchmark: does LEAD beat response-only KD and contrastive-only training?
+
+Everything starts from the packaged all-MiniLM-L6-v2. Protocol (fixed before any test number):
+  1. Carve a dev split (10% of train queries, seed 0) out of SciFact train; mine hard negatives
+     for the rest with the un-tuned MiniLM (top-100, every positive dropped, 30 kept).
+  2. Warm up each teacher kind alone on those examples (its own contrastive loss; DE/ColBERT
+     see in-batch + hard negatives, the cross-encoder each query's own 1+n candidates).
+  3. Distil 2-layer students (from the teacher's lower blocks, or random init) with
+     (a) contrastive only, (b) + response KD, (c) + LEAD, for each seed; the frozen DE teacher's
+     per-layer vectors come from a feature cache (lead_ray/modeling/cached.py).
+  4. Evaluate every student and the teachers on dev and test (nDCG@10, RR@10, R@100); every
+     choice (hyper-parameters, which teacher) looks at dev only. ColBERT and cross-encoder
+     teachers re-rank the DE teacher's top-k (the budget's `rerank_depth`).
+Cells, budgets and methods: benchmarks/quality_grid.py. Tables and plots: quality_report.py.
+
+    .venv/bin/python benchmarks/quality.py --budget small --out runs/quality   # ~1 h, 2 cores
+    .venv/bin/python benchmarks/quality.py --budget small --out runs/quality \
+        --cells 'de/teacher-init/lead-*' --seeds 1                             # extra cells
+    .venv/bin/python benchmarks/quality.py --out runs/quality --report         # docs/results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_grid import BUDGETS, KIND_NAMES, Budget, Cell, RunRecord, select_cells  # noqa: E402
+
+from lead_ray.config import Config, apply_override  # noqa: E402
+from lead_ray.storage import atomic_write_json  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BASE_CONFIG = REPO / "configs" / "scifact-quality.yaml"
+SPLIT_SEED = 0  # the dev split and the mined examples never depend on a training seed
+WARMUP_SEED = 888  # the LEAD scripts' seed; one warm-up per teacher kind
+log = logging.getLogger("quality")
+LOG_FORMAT = "%(asctime)s %(processName)s %(name)s %(message)s"
+
+
+@dataclass
+class Bench:
+    """What every stage shares: the output folder, budget, base config and the data."""
+
+    out: Path
+    budget: Budget
+    base: dict
+    progress: bool = False
+    store: object = None
+    paths: object = None
+    queries: dict = field(default_factory=dict)
+    qrels: dict = field(default_factory=dict)  # split -> qrels
+    examples: Path | None = None
+
+    @property
+    def reference(self) -> str:
+        """The un-tuned starting model (the base config's teacher: the packaged MiniLM)."""
+        return self.base["teacher"]["model"]
+
+    def config(self, settings: list[str]) -> Config:
+        data = copy.deepcopy(self.base)
+        for item in [*self.budget.overrides, *settings]:
+            apply_override(data, item)
+        return Config.from_dict(data, source=f"{BASE_CONFIG.name} + {settings}")
+
+
+def load_base(path: Path, data_dir: str | None) -> dict:
+    base = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if data_dir:
+        base["data"]["beir"] = data_dir
+    return base
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def prepare(bench: Bench) -> None:
+    """Corpus store, queries, dev/test qrels, mined examples; the un-tuned MiniLM evaluated."""
+    from lead_ray.data.prepare import open_corpus, resolve_data, split_qrels
+    from lead_ray.data.queries import read_queries
+    from lead_ray.mining import mine
+
+    cfg = bench.config([f"train.seed={SPLIT_SEED}"])
+    bench.paths = resolve_data(cfg.data, bench.out)
+    bench.store = open_corpus(bench.paths, bench.out / "corpus")
+    bench.queries = read_queries(bench.paths.queries)
+    bench.qrels = {s: split_qrels(cfg.data, bench.paths, s, SPLIT_SEED) for s in ("dev", "test")}
+    untuned = bench.out / "systems" / "untuned"
+    bench.examples = mine(cfg, bench.out / "mine", bench.store, bench.paths, bench.reference,
+                          progress=bench.progress, emb_dir=untuned / "embeddings" / "model")
+    # the packaged model as it ships (mean pooling, cosine): the "un-tuned" reference row
+    evaluate(bench, bench.config([]), untuned, bench.reference)
+
+
+def evaluate(bench: Bench, cfg: Config, folder: Path, model: str | Path) -> dict[str, dict]:
+    """dev and test metrics of a dual encoder (one corpus encoding shared by both splits)."""
+    from lead_ray.retrieval import evaluate_system
+
+    return {split: evaluate_system(cfg, folder, split, model, bench.store, bench.queries,
+                                   bench.qrels[split], progress=bench.progress, emb_name="model")
+            for split in ("dev", "test")}
+
+
+def rerank_eval(bench: Bench, cfg: Config, folder: Path, model: Path) -> dict[str, dict]:
+    """dev and test metrics of a ColBERT / cross-encoder re-ranking the DE teacher's runs."""
+    from lead_ray.retrieval import evaluate_reranker
+
+    out = {}
+    for split in ("dev", "test"):
+        first = bench.out / "teachers" / "de" / "runs" / f"{split}.trec"
+        (folder / "runs").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(first, folder / "runs" / f"first-{split}.trec")
+        out[split] = evaluate_reranker(cfg, folder, split, model, f"first-{split}", bench.store,
+                                       bench.queries, bench.qrels[split], depth=bench.budget.rerank_depth)
+    return out
+
+
+def train(cfg: Config, folder: Path, bench: Bench) -> dict:
+    if cfg.train.backend == "ray":
+        from lead_ray.distributed.train import run_training
+
+        return run_training(cfg, folder, progress=bench.progress, cache_dir=bench.out / "corpus",
+                            examples_path=bench.examples)
+    from lead_ray.training import fit_local
+
+    return fit_local(cfg, folder, progress=bench.progress, cache_dir=bench.out / "corpus",
+                     examples_path=bench.examples)
+
+
+def warm_up(bench: Bench, cell: Cell) -> Path:
+    """Train one teacher kind alone; evaluate it; returns its model folder."""
+    folder = bench.out / "teachers" / cell.teacher
+    settings = [f"train.seed={WARMUP_SEED}", f"train.steps={bench.budget.warmup_steps}",
+                f"train.lr={bench.budget.warmup_lr}", *cell.settings(WARMUP_SEED)]
+    cfg = bench.config(settings)
+    model = folder / "train" / "teacher"
+    if (folder / "record.json").is_file():
+        return model
+    manifest = train(cfg, folder / "train", bench)
+    t = time.perf_counter()
+    ev = evaluate(bench, cfg, folder, model) if cell.teacher == "de" else rerank_eval(bench, cfg, folder, model)
+    _write_record(folder, RunRecord(cell.name, WARMUP_SEED, ev["dev"]["metrics"], ev["test"]["metrics"],
+                                    manifest.get("seconds", 0.0), time.perf_counter() - t, cfg.train.steps,
+                                    [*bench.budget.overrides, *settings]))
+    shutil.rmtree(folder / "train" / "checkpoints", ignore_errors=True)
+    return model
+
+
+def teacher_model(bench: Bench, kind: str, choice: str) -> str:
+    """The teacher folder students learn from. For the DE: the warmed-up MiniLM, unless it does
+    not beat the un-tuned MiniLM on dev (then stop: pass --teacher untuned to use that)."""
+    warmed = bench.out / "teachers" / kind / "train" / "teacher"
+    if kind != "de" or choice == "warm":
+        return str(warmed)
+    if choice == "untuned":
+        return bench.reference
+    dev = {name: json.loads((bench.out / p / "eval" / "dev.json").read_text())["metrics"]["nDCG@10"]
+           for name, p in (("warm", "teachers/de"), ("untuned", "systems/untuned"))}
+    log.info("DE teacher on dev: warmed-up nDCG@10 %.4f, un-tuned %.4f", dev["warm"], dev["untuned"])
+    if dev["warm"] <= dev["untuned"]:
+        raise SystemExit(f"the warmed-up DE teacher does not beat the un-tuned MiniLM on dev ({dev}); "
+                         "rerun with --teacher untuned (or --teacher warm) to decide explicitly")
+    return str(warmed)
+
+
+def student_init(bench: Bench, teacher: str) -> None:
+    """The 2-layer student before any training (the teacher's embeddings and first two blocks):
+    the row every teacher-init cell starts from."""
+    from lead_ray.modeling import build_student, build_teacher, save_model
+    from lead_ray.storage import atomic_dir
+
+    folder = bench.out / "systems" / "student-init"
+    cfg = bench.config([f"teacher.model={teacher}"])
+    model = folder / "model"
+    if not model.is_dir():
+        with atomic_dir(model) as tmp:
+            save_model(build_student(cfg.student, build_teacher(cfg.teacher)), tmp)
+    evaluate(bench, cfg, folder, model)
+
+
+def feature_cache(bench: Bench, cfg: Config) -> Path:
+    """Per-layer vectors of every query and corpus passage under the frozen DE teacher."""
+    from lead_ray.modeling.cached import build_feature_cache
+    from lead_ray.modeling.tokenize import passage_text
+
+    titles, texts = bench.store.get(list(range(len(bench.store))))
+    passages = [passage_text(t if cfg.data.title else None, x) for t, x in zip(titles, texts)]
+    folder = bench.out / "cache" / "de"
+    return build_feature_cache(cfg.teacher, list(bench.queries.values()), passages, folder,
+                               batch_size=cfg.encode.batch_size)
+
+
+def own_tokenizer(bench: Bench, vocab: int = 8000) -> Path:
+    """A WordPiece vocabulary of the student's own, trained on SciFact passages + train queries."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = bench.out / "tokenizer"
+    if (folder / "tokenizer.json").is_file():
+        return folder
+    _, texts = bench.store.get(list(range(len(bench.store))))
+    train_queries = [bench.queries[q] for q in _train_query_ids(bench)]
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(list(texts) + train_queries, trainers.WordPieceTrainer(vocab_size=vocab,
+                                                                                   special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tok.decoder = decoders.WordPiece()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def _train_query_ids(bench: Bench) -> list[str]:
+    from lead_ray.data.examples import read_examples
+
+    return [ex.query_id for ex in read_examples(bench.examples)]
+
+
+def run_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | None) -> RunRecord:
+    """Train one student (one seed) and evaluate it on dev and test; cached in record.json."""
+    folder = bench.out / "cells" / cell.name / f"seed-{seed}"
+    if (folder / "record.json").is_file():
+        return RunRecord(**json.loads((folder / "record.json").read_text(encoding="utf-8")))
+    settings = [f"train.seed={seed}", f"train.steps={bench.budget.steps}", f"train.lr={bench.budget.lr}",
+                f"teacher.kind={KIND_NAMES[cell.teacher]}", f"teacher.model={teacher}"]
+    if cell.cached_teacher and cache is not None:
+        settings.append(f"teacher.cache={cache}")
+    tokenizer = str(own_tokenizer(bench)) if "own-tokenizer" in cell.name else ""
+    cfg = bench.config(settings + cell.settings(seed, tokenizer))
+    log.info("cell %s seed %d: %s", cell.name, seed, " ".join(settings + cell.settings(seed, tokenizer)))
+    manifest = train(cfg, folder / "train", bench)
+    t = time.perf_counter()
+    ev = evaluate(bench, cfg, folder, folder / "train" / "student")
+    record = RunRecord(cell.name, seed, ev["dev"]["metrics"], ev["test"]["metrics"],
+                       manifest.get("seconds", 0.0), time.perf_counter() - t, cfg.train.steps,
+                       [*bench.budget.overrides, *settings, *cell.settings(seed, tokenizer)])
+    _write_record(folder, record)
+    shutil.rmtree(folder / "train" / "checkpoints", ignore_errors=True)
+    shutil.rmtree(folder / "index", ignore_errors=True)
+    return record
+
+
+def _write_record(folder: Path, record: RunRecord) -> None:
+    atomic_write_json(folder / "record.json", asdict(record))
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def machine_info() -> dict:
+    import platform
+
+    import torch
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else ""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+            "torch": torch.__version__, "python": platform.python_version(), "load": os.getloadavg()}
+
+
+def _init_worker() -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+
+
+def run(bench: Bench, cells: list[Cell], seeds: list[int], teacher_choice: str, jobs: int = 1) -> None:
+    """Shared stages in this process, then every (student cell, seed), `jobs` at a time."""
+    t0, info = time.time(), {"start": machine_info()}
+    prepare(bench)
+    warm_up(bench, next(c for c in select_cells(["teacher/de"]) if c.warmup))
+    for cell in (c for c in cells if c.warmup and c.teacher != "de"):
+        warm_up(bench, cell)
+    tasks, cache = [], None
+    for cell in (c for c in cells if not c.warmup):
+        teacher = teacher_model(bench, cell.teacher, teacher_choice)
+        if cell.cached_teacher and cache is None:
+            cache = feature_cache(bench, bench.config([f"teacher.model={teacher}"]))
+            student_init(bench, teacher)
+        tasks += [(bench, cell, seed, teacher, cache if cell.cached_teacher else None) for seed in seeds]
+    if cells and any("own-tokenizer" in c.name for c in cells):
+        own_tokenizer(bench)  # once, before workers race to build it
+    if jobs > 1:  # one torch thread per worker: robust on a shared, oversubscribed machine
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            records = list(pool.map(run_cell, *zip(*tasks))) if tasks else []
+    else:
+        records = [run_cell(*task) for task in tasks]
+    for rec in records:
+        log.info("%s seed %d: dev nDCG@10 %.4f", rec.cell, rec.seed, rec.dev.get("nDCG@10", float("nan")))
+    info.update(end=machine_info(), wall_seconds=time.time() - t0, budget=bench.budget.name,
+                cells=[c.name for c in cells], seeds=seeds, jobs=jobs, argv=sys.argv[1:])
+    runs = bench.out / "invocations.jsonl"
+    with open(runs, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(info) + "\n")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
+    p.add_argument("--out", type=Path, default=Path("runs/quality"))
+    p.add_argument("--config", type=Path, default=BASE_CONFIG, help="base config (default: %(default)s)")
+    p.add_argument("--data", default=None, help="BEIR folder (default: the base config's data.beir)")
+    p.add_argument("--cells", nargs="*", default=None, help="glob patterns of cell names (default: the budget's)")
+    p.add_argument("--seeds", type=int, nargs="*", default=None, help="default: the budget's")
+    p.add_argument("--teacher", choices=["auto", "warm", "untuned"], default="auto",
+                   help="DE teacher: the warmed-up one if it beats the un-tuned MiniLM on dev (auto)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   help="extra key.path=value for every cell (e.g. a tiny test setting)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="student runs in parallel, one torch thread each (shared stages use 1 process)")
+    p.add_argument("--report", action="store_true", help="write docs/results.md + plots from --out")
+    p.add_argument("--docs", type=Path, default=REPO / "docs")
+    p.add_argument("--progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    args = parse_args(argv)
+    if args.report:
+        from quality_report import write_results
+
+        write_results(args.out, args.docs)
+        return
+    budget = BUDGETS[args.budget]
+    extra = [*(["train.threads=1", "encode.threads=1"] if args.jobs > 1 else []), *args.overrides]
+    if extra:
+        budget = Budget(**{**asdict(budget), "overrides": (*budget.overrides, *extra)})
+    bench = Bench(args.out, budget, load_base(args.config, args.data), progress=args.progress)
+    bench.out.mkdir(parents=True, exist_ok=True)
+    cells = select_cells(args.cells or list(budget.cells))
+    run(bench, cells, args.seeds or list(budget.seeds), args.teacher, args.jobs)
+
+
+if __name__ == "__main__":
+    main()

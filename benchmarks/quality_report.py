@@ -1,0 +1,243 @@
+"""Tables and plots of the SciFact quality benchmark, written into docs/results.md.
+
+Reads only what benchmarks/quality.py left in its output folder (record.json of every cell and
+seed, eval JSONs of the reference systems, metrics.jsonl of the training runs, invocations.jsonl)
+and replaces the generated blocks of docs/results.md, the text between
+`<!-- quality:NAME -->` and `<!-- /quality:NAME -->`; the prose around them is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from lead_ray.report import markdown_table
+from lead_ray.storage import atomic_file, atomic_write_text
+
+METRICS = ("nDCG@10", "RR@10", "R@100")
+METHOD_ORDER = ("contrastive", "response", "lead")
+
+
+def load_records(out: Path) -> dict[str, dict[int, dict]]:
+    """{cell: {seed: record}} of every finished student run."""
+    records: dict[str, dict[int, dict]] = defaultdict(dict)
+    for f in sorted((out / "cells").glob("**/record.json")):
+        rec = json.loads(f.read_text(encoding="utf-8"))
+        records[rec["cell"]][rec["seed"]] = rec
+    return dict(records)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
+
+
+def fmt(values: list[float]) -> str:
+    m, s = mean_std(values)
+    return f"{m:.4f}" if len(values) == 1 else f"{m:.4f} ± {s:.4f}"
+
+
+def _system(out: Path, folder: str) -> dict | None:
+    dev, test = (out / folder / "eval" / f"{s}.json" for s in ("dev", "test"))
+    if not (dev.is_file() and test.is_file()):
+        return None
+    return {s: json.loads(p.read_text(encoding="utf-8")) for s, p in (("dev", dev), ("test", test))}
+
+
+def teacher_rows(out: Path) -> tuple[list[dict], dict[str, float]]:
+    """Rows for the un-tuned MiniLM, each warmed-up teacher and the untrained student; test
+    nDCG@10 per teacher kind."""
+    rows, ndcg = [], {}
+    systems = [("un-tuned all-MiniLM-L6-v2 (cosine, as packaged)", "systems/untuned", None)]
+    systems += [(f"{k} teacher, warmed up", f"teachers/{k}", k) for k in ("de", "colbert", "ce")]
+    systems += [("2-layer student before training (DE teacher's lower blocks)", "systems/student-init", None)]
+    for label, folder, kind in systems:
+        ev = _system(out, folder)
+        if ev is None:
+            continue
+        record = out / folder / "record.json"
+        rec = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+        row = {"system": label, "how evaluated": ev["test"].get("mode", "full retrieval (Flat)"),
+               "params (M)": ev["test"]["params"] / 1e6, "dev nDCG@10": ev["dev"]["metrics"]["nDCG@10"]}
+        row.update({f"test {m}": ev["test"]["metrics"][m] for m in METRICS})
+        row["warm-up steps"] = rec.get("steps", "-")
+        row["train s"] = rec.get("train_seconds", "-")
+        rows.append(row)
+        if kind:
+            ndcg[kind] = ev["test"]["metrics"]["nDCG@10"]
+    return rows, ndcg
+
+
+def student_rows(records: dict, cells: list[str], teacher_ndcg: dict[str, float]) -> list[dict]:
+    rows = []
+    for cell in cells:
+        runs = [records[cell][s] for s in sorted(records.get(cell, {}))]
+        if not runs:
+            continue
+        row = {"cell": cell, "seeds": len(runs)}
+        for m in METRICS:
+            row[f"test {m}"] = fmt([r["test"][m] for r in runs])
+        t = teacher_ndcg.get(cell.split("/")[0])
+        if t:
+            row["nDCG@10 / teacher"] = f"{statistics.fmean(r['test']['nDCG@10'] for r in runs) / t:.3f}"
+        row["dev nDCG@10"] = fmt([r["dev"]["nDCG@10"] for r in runs])
+        row["train s/run"] = f"{statistics.fmean(r['train_seconds'] for r in runs):.0f}"
+        row["eval s/run"] = f"{statistics.fmean(r['eval_seconds'] for r in runs):.0f}"
+        rows.append(row)
+    return rows
+
+
+def paired_rows(records: dict) -> list[dict]:
+    """Per (teacher, init) group: method differences on the same seeds (same batches, same init)."""
+    rows = []
+    groups = sorted({c.rsplit("/", 1)[0] for c in records if c.rsplit("/", 1)[1] in METHOD_ORDER})
+    for group in groups:
+        for a, b in (("lead", "response"), ("response", "contrastive"), ("lead", "contrastive")):
+            ra, rb = records.get(f"{group}/{a}", {}), records.get(f"{group}/{b}", {})
+            seeds = sorted(set(ra) & set(rb))
+            if not seeds:
+                continue
+            row = {"group": group, "difference": f"{a} − {b}", "seeds": len(seeds)}
+            for split in ("test", "dev"):
+                diffs = [ra[s][split]["nDCG@10"] - rb[s][split]["nDCG@10"] for s in seeds]
+                row[f"{split} ΔnDCG@10"] = fmt(diffs)
+                row[f"{split} seeds > 0"] = f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
+            rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+
+
+def bar_chart(records: dict, cells: list[str], teacher_ndcg: dict[str, float], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in cells if records.get(c)]
+    if not cells:
+        return False
+    means, stds = [], []
+    for c in cells:
+        m, s = mean_std([r["test"]["nDCG@10"] for r in records[c].values()])
+        means.append(m)
+        stds.append(0.0 if s != s else s)
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(cells) + 2), 4.2))
+    colors = {"contrastive": "#999999", "response": "#4c72b0", "lead": "#dd8452"}
+    ax.bar(range(len(cells)), means, yerr=stds, capsize=4,
+           color=[colors.get(c.rsplit("/", 1)[1].split("-")[0], "#55a868") for c in cells])
+    for kind, value in teacher_ndcg.items():
+        if any(c.startswith(kind + "/") for c in cells):
+            ax.axhline(value, ls="--", lw=1, color="k")
+            ax.text(len(cells) - 0.5, value, f" {kind} teacher", va="bottom", ha="right", fontsize=8)
+    ax.set_xticks(range(len(cells)), [c.replace("/", "\n", 1) for c in cells], rotation=60, ha="right", fontsize=7)
+    lo = min(m - s for m, s in zip(means, stds))
+    ax.set_ylim(max(0.0, lo - 0.05), None)
+    ax.set(ylabel="test nDCG@10 (mean ± std over seeds)", title="SciFact test: 2-layer students")
+    _save(fig, path)
+    plt.close(fig)
+    return True
+
+
+def layer_plot(out: Path, cell: str, path: Path) -> bool:
+    """Per-layer KL (by student layer) and re-weighting weights (by teacher layer) over training,
+    every seed of `cell`, smoothed over 10 steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lead_ray.progress import read_metrics
+
+    runs = sorted((out / "cells" / cell).glob("seed-*/train/metrics.jsonl"))
+    if not runs:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        seed = run.parent.parent.name
+        records = read_metrics(run)
+        for ax, key, side in ((axes[0], "layer_kl", 0), (axes[1], "layer_weights", 1)):
+            series: dict[int, list[tuple[int, float]]] = defaultdict(list)
+            for r in records:
+                for pair, v in zip(r.get("pairs", []), r.get(key, [])):
+                    series[pair[side]].append((r["step"], v))
+            for layer, pts in sorted(series.items()):
+                xs, ys = zip(*pts)
+                w = 10
+                smooth = [statistics.fmean(ys[max(0, i - w + 1): i + 1]) for i in range(len(ys))]
+                ax.plot(xs, smooth, lw=1, label=f"{seed} {'student' if side == 0 else 'teacher'} layer {layer}")
+    axes[0].set(xlabel="optimizer step", ylabel="KL(teacher layer || student layer)",
+                title=f"{cell}: per-layer KL (by student layer)")
+    axes[1].set(xlabel="optimizer step", ylabel="weight a_k", title="re-weighting weight (by teacher layer)")
+    for ax in axes:
+        ax.legend(fontsize=6, ncol=2)
+    _save(fig, path)
+    plt.close(fig)
+    return True
+
+
+# ----------------------------------------------------------------------------- results.md
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    begin, end = f"<!-- quality:{name} -->", f"<!-- /quality:{name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _: block, text)
+    return text.rstrip() + f"\n\n{block}\n"
+
+
+def setup_block(out: Path) -> str:
+    lines = []
+    inv = out / "invocations.jsonl"
+    for ln in inv.read_text(encoding="utf-8").splitlines() if inv.is_file() else []:
+        r = json.loads(ln)
+        s = r["start"]
+        lines.append(f"- `benchmarks/quality.py {' '.join(r['argv'])}`: {r['wall_seconds'] / 60:.1f} min wall; "
+                     f"{s['cpu']}, {s['cores']} cores, torch {s['torch']} ({s['torch_threads']} threads), "
+                     f"GPU {s['gpu'] or 'none'}; load average at start {s['load'][0]:.1f}, "
+                     f"at end {r['end']['load'][0]:.1f}")
+    return "\n".join(lines) or "(no invocation recorded)"
+
+
+def write_results(out: Path, docs: Path, plot_cell: str = "de/teacher-init/lead") -> Path:
+    """Regenerate the tables and plots of docs/results.md from `out`."""
+    from quality_grid import all_cells
+
+    out, docs = Path(out), Path(docs)
+    records = load_records(out)
+    t_rows, t_ndcg = teacher_rows(out)
+    order = [c.name for c in all_cells() if not c.warmup]
+    main = [c for c in order if c.rsplit("/", 1)[1] in METHOD_ORDER and "own-tokenizer" not in c]
+    extra = [c for c in order if c not in main]
+    student_cols = ["cell", "seeds", *(f"test {m}" for m in METRICS), "nDCG@10 / teacher", "dev nDCG@10",
+                    "train s/run", "eval s/run"]
+    blocks = {
+        "setup": setup_block(out),
+        "teachers": markdown_table(t_rows, ["system", "how evaluated", "params (M)", "dev nDCG@10",
+                                            *(f"test {m}" for m in METRICS), "warm-up steps", "train s"]),
+        "students": markdown_table(student_rows(records, main, t_ndcg), student_cols),
+        "paired": markdown_table(paired_rows(records), ["group", "difference", "seeds", "test ΔnDCG@10",
+                                                        "test seeds > 0", "dev ΔnDCG@10", "dev seeds > 0"]),
+        "ablations": (markdown_table(rows, student_cols) if (rows := student_rows(records, extra, t_ndcg))
+                      else "(no ablation or further cell has been run into this folder yet)"),
+    }
+    if bar_chart(records, main + extra, t_ndcg, docs / "results-students.png"):
+        blocks["plots"] = "![test nDCG@10 of every student cell](results-students.png)\n"
+    if layer_plot(out, plot_cell, docs / "results-layers.png"):
+        blocks["plots"] = blocks.get("plots", "") + "\n![per-layer KL and layer weights](results-layers.png)\n"
+    target = docs / "results.md"
+    text = target.read_text(encoding="utf-8") if target.is_file() else "# SciFact quality results\n"
+    for name, body in blocks.items():
+        text = replace_block(text, name, body)
+    atomic_write_text(target, text)
+    return target

@@ -1,0 +1,190 @@
+"""The SciFact quality driver's plumbing (benchmarks/quality.py) and the teacher feature cache.
+
+Quality is NOT tested here (docs/results.md reports it); these tests check that the cache
+answers exactly what the live frozen teacher computes, that the driver runs every stage on a
+tiny collection with tiny models (dev carved out of train, methods mapped to loss weights, the
+cache used, records and the report written) and that a rerun trains nothing again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lead_ray.config import BuildSpec, Config, ConfigError, ModelSource, TeacherConfig
+from lead_ray.data.batching import TrainBatch
+from lead_ray.modeling import build_teacher, save_model
+from lead_ray.modeling.cached import CachedDualEncoder, build_feature_cache, load_cached_teacher
+from lead_ray.training import build_lead_model
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+QUERIES = ["what do cats eat", "rain in spring", "how tall are old towers"]
+PASSAGES = ["Cats eat fish and mice.", "Spring rain fills the rivers of the valley.",
+            "Old towers were built tall to watch the plain.", "Bread is baked at dawn.",
+            "The harbour freezes in winter."]
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory) -> Path:
+    """A saved 3-layer random dual encoder (mean pooling, raw dot), MiniLM's tokenizer."""
+    folder = tmp_path_factory.mktemp("teacher")
+    cfg = TeacherConfig(model=ModelSource(build=BuildSpec(layers=3, hidden=32, heads=2, intermediate=64)),
+                        pooling="mean", normalize=False, max_query_length=16, max_doc_length=32)
+    save_model(build_teacher(cfg), folder)
+    return folder
+
+
+def _teacher_cfg(folder: Path, cache: Path | None = None, **kw) -> TeacherConfig:
+    return TeacherConfig(model=str(folder), pooling="mean", normalize=False, trainable=cache is None,
+                         cache=None if cache is None else str(cache), max_query_length=16,
+                         max_doc_length=kw.pop("max_doc_length", 32), **kw)
+
+
+def test_cached_teacher_answers_exactly_what_the_live_teacher_computes(tiny_teacher, tmp_path):
+    cache = build_feature_cache(_teacher_cfg(tiny_teacher), QUERIES, PASSAGES, tmp_path / "cache", batch_size=2)
+    live = build_teacher(_teacher_cfg(tiny_teacher)).eval()
+    cached = load_cached_teacher(_teacher_cfg(tiny_teacher, cache))
+    assert isinstance(cached, CachedDualEncoder)
+    layers = [0, 2]
+    queries, passages = [QUERIES[2], QUERIES[0]], [PASSAGES[4], PASSAGES[1], PASSAGES[0]]  # any order
+    with torch.no_grad():
+        want = live.score(live.encode_queries(queries, layers), live.encode_passages(passages, layers))
+    got = cached.score(cached.encode_queries(queries, layers), cached.encode_passages(passages, layers))
+    torch.testing.assert_close(got.final, want.final, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.layers, want.layers, atol=1e-5, rtol=1e-5)  # [2, 2, 3]
+    assert got.layers.shape == (2, 2, 3)
+    with pytest.raises(ValueError, match="not in the teacher cache"):
+        cached.encode_passages(["a passage nobody cached"])
+
+
+def test_cache_refuses_another_teacher_setting_and_a_trainable_teacher(tiny_teacher, tmp_path):
+    cache = build_feature_cache(_teacher_cfg(tiny_teacher), QUERIES, PASSAGES, tmp_path / "cache")
+    with pytest.raises(ConfigError, match="another teacher or other settings"):
+        load_cached_teacher(_teacher_cfg(tiny_teacher, cache, max_doc_length=24))
+    with pytest.raises(ConfigError, match="not a complete teacher feature cache"):
+        load_cached_teacher(_teacher_cfg(tiny_teacher, tmp_path / "nothing"))
+    with pytest.raises(ValueError, match="frozen dual encoder"):
+        TeacherConfig(model=str(tiny_teacher), cache=str(cache))  # trainable by default
+
+
+def test_lead_loss_with_the_cache_equals_the_loss_with_the_live_frozen_teacher(tiny_teacher, tmp_path):
+    cache = build_feature_cache(_teacher_cfg(tiny_teacher), QUERIES, PASSAGES, tmp_path / "cache")
+    base = {"data": {"synthetic": {}}, "student": {"model": {"init_from": "teacher", "layers": 2}},
+            "lead": {"layers": 2}, "train": {"seed": 3}}
+    live_cfg = Config.from_dict({**base, "teacher": _teacher_cfg(tiny_teacher).model_dump() | {"trainable": False}})
+    cached_cfg = Config.from_dict({**base, "teacher": _teacher_cfg(tiny_teacher, cache).model_dump()})
+    batch = TrainBatch(["q0", "q1"], QUERIES[:2], ["p0", "p3", "p1", "p4"],
+                       [PASSAGES[0], PASSAGES[3], PASSAGES[1], PASSAGES[4]], per_query=2)
+    pairs = [(0, 1), (1, 2)]
+    losses = []
+    for cfg in (live_cfg, cached_cfg):
+        model = build_lead_model(cfg).eval()  # eval: no dropout, so both students match
+        loss, metrics = model(batch, pairs)
+        losses.append((float(loss.detach()), metrics["layer_kl"], metrics["loss_response"]))
+    assert losses[0][0] == pytest.approx(losses[1][0], abs=1e-5)
+    assert losses[0][1] == pytest.approx(losses[1][1], abs=1e-5)
+    assert losses[0][2] == pytest.approx(losses[1][2], abs=1e-5)
+    assert losses[0][2] > 0  # a real KD term, not a vacuous zero
+
+
+# ----------------------------------------------------------------------------- the driver
+
+
+def _tiny_beir(tmp_path: Path, docs: int = 60) -> Path:
+    """A BEIR folder cut from the packaged sample: `docs` passages, queries judged on them."""
+    from lead_ray.resources import resource_path
+
+    src, out = resource_path("sample"), tmp_path / "beir"
+    (out / "qrels").mkdir(parents=True)
+    lines = (src / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:docs]
+    keep = {json.loads(ln)["_id"] for ln in lines}
+    (out / "corpus.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    qids = set()
+    for split in ("train", "test"):
+        rows = (src / "qrels" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
+        kept = [r for r in rows[1:] if r.split("\t")[1] in keep]
+        qids |= {r.split("\t")[0] for r in kept}
+        (out / "qrels" / f"{split}.tsv").write_text("\n".join([rows[0], *kept]) + "\n", encoding="utf-8")
+    queries = [ln for ln in (src / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+               if json.loads(ln)["_id"] in qids]
+    (out / "queries.jsonl").write_text("\n".join(queries) + "\n", encoding="utf-8")
+    return out
+
+
+def _tiny_base(tmp_path: Path, teacher: Path) -> Path:
+    base = yaml.safe_load((REPO / "configs" / "scifact-quality.yaml").read_text(encoding="utf-8"))
+    base["data"]["dev_fraction"] = 0.25
+    for side in ("teacher", "student"):
+        base[side].update(max_query_length=16, max_doc_length=32)
+    base["teacher"]["model"] = str(teacher)
+    base["train"].update(batch_size=2, negatives=1, threads=1)
+    base["mine"].update(k=10, keep=4)
+    base["encode"]["batch_size"] = 16
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(base), encoding="utf-8")
+    return path
+
+
+def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher, tmp_path):
+    import quality
+    from quality_report import load_records
+
+    from lead_ray.data.examples import read_examples
+    from lead_ray.progress import read_metrics
+
+    out, docs = tmp_path / "out", tmp_path / "docs"
+    argv = ["--budget", "smoke", "--out", str(out), "--config", str(_tiny_base(tmp_path, tiny_teacher)),
+            "--data", str(_tiny_beir(tmp_path)), "--teacher", "warm"]
+    quality.main(argv)
+
+    # dev is carved out of train: disjoint from the mined training queries and from test
+    mined = {ex.query_id for ex in read_examples(out / "mine" / "examples.jsonl")}
+    runs = out / "systems" / "untuned" / "runs"
+    dev, test = ({ln.split()[0] for ln in (runs / f"{s}.trec").read_text().splitlines()} for s in ("dev", "test"))
+    assert mined and dev and test and not (mined & dev) and not (dev & test)
+
+    records = load_records(out)
+    assert sorted(records) == ["de/teacher-init/contrastive", "de/teacher-init/lead", "de/teacher-init/response"]
+    for cell, by_seed in records.items():
+        assert sorted(by_seed) == [1, 2]
+        for rec in by_seed.values():
+            assert 0.0 <= rec["test"]["nDCG@10"] <= 1.0 and rec["steps"] == 3
+        cfg = yaml.safe_load((out / "cells" / cell / "seed-1" / "train" / "config.yaml").read_text())
+        assert cfg["teacher"]["cache"] == str(out / "cache" / "de")  # the frozen teacher is cached
+        assert cfg["teacher"]["model"] == str(out / "teachers" / "de" / "train" / "teacher")  # warmed up
+        weights = cfg["lead"]["weights"]
+        method = cell.rsplit("/", 1)[1]
+        assert (weights["response"] > 0, weights["layer"] > 0) == {
+            "contrastive": (False, False), "response": (True, False), "lead": (True, True)}[method]
+        steps = read_metrics(out / "cells" / cell / "seed-1" / "train" / "metrics.jsonl")
+        assert len(steps) == 3
+        assert all(len(s["layer_kl"]) == (2 if method == "lead" else 0) for s in steps)
+    # seeds see different batches; the teacher warm-up trained the teacher only
+    lead = out / "cells" / "de/teacher-init/lead"
+    assert read_metrics(lead / "seed-1/train/metrics.jsonl")[0]["loss"] != \
+        read_metrics(lead / "seed-2/train/metrics.jsonl")[0]["loss"]
+    warm = read_metrics(out / "teachers" / "de" / "train" / "metrics.jsonl")
+    assert all(s["loss"] == pytest.approx(s["loss_teacher"]) for s in warm)
+
+    before = {p: p.stat().st_mtime for p in (out / "cells").glob("**/record.json")}
+    quality.main(argv)  # a rerun finds every cell done
+    assert {p: p.stat().st_mtime for p in (out / "cells").glob("**/record.json")} == before
+
+    quality.main(["--out", str(out), "--report", "--docs", str(docs)])
+    text = (docs / "results.md").read_text(encoding="utf-8")
+    for block in ("setup", "teachers", "students", "paired", "ablations"):
+        assert f"<!-- quality:{block} -->" in text
+    assert "de/teacher-init/lead | 2 |" in text and "lead − response" in text and " ± " in text
+    assert "2-layer student before training" in text  # the row every teacher-init cell starts from
+    assert (out / "systems" / "student-init" / "eval" / "test.json").is_file()
+    assert (docs / "results-students.png").stat().st_size > 0 and (docs / "results-layers.png").stat().st_size > 0
+    (docs / "results.md").write_text(text.replace("# SciFact quality results", "# Kept prose"), encoding="utf-8")
+    quality.main(["--out", str(out), "--report", "--docs", str(docs)])
+    assert (docs / "results.md").read_text(encoding="utf-8").startswith("# Kept prose")
