@@ -114,8 +114,9 @@ def write_run_card(cfg, out: str | Path, results: dict[str, dict], times: dict[s
     names = list(next(iter(results.values()))["metrics"]) if results else []
     rows = _system_rows(results, names)
     cols = ["system", "layers", "params (M)", *names] + ([f"{names[0]} / teacher"] if names else [])
-    perf = [{"system": n, "passages/s": r.get("passages_per_second"), "index MB": (r.get("index_bytes") or 0) / 2**20,
-             "search QPS": r.get("search_qps") or r.get("rerank_qps"), "ANN recall": r.get("ann_recall")}
+    perf = [{"system": n, "passages/s": r.get("passages_per_second") or "reused",  # another system's embeddings
+             "index MB": (r.get("index_bytes") or 0) / 2**20, "search QPS": r.get("search_qps") or r.get("rerank_qps"),
+             "ANN recall": "-" if r.get("ann_recall") is None else r["ann_recall"]}
             for n, r in results.items()]
     train_info = ""
     if records:

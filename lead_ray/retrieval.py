@@ -19,7 +19,7 @@ from lead_ray.data.runs import read_run, write_msmarco_run, write_trec_run
 from lead_ray.data.store import CorpusStore
 from lead_ray.modeling import CrossEncoder, load_model
 from lead_ray.modeling.tokenize import passage_text
-from lead_ray.storage import atomic_write_json
+from lead_ray.storage import atomic_write_json, is_complete
 
 
 def _count_params(model: torch.nn.Module) -> int:
@@ -47,9 +47,10 @@ def evaluate_system(cfg: Config, out: Path, name: str, model_folder: str | Path,
     if eval_file.is_file():
         return json.loads(eval_file.read_text(encoding="utf-8"))
     emb_dir, index_dir = out / "embeddings" / (emb_name or name), out / "index" / (emb_name or name)
+    reused = is_complete(emb_dir)  # another system's embeddings (the mining model's): no rate
     t = time.perf_counter()
     encode_corpus(cfg, str(model_folder), store, emb_dir, progress=progress)
-    encode_s = time.perf_counter() - t
+    encode_s = None if reused else time.perf_counter() - t
     t = time.perf_counter()
     build_index(emb_dir, index_dir, cfg.index)
     index_s = time.perf_counter() - t
@@ -77,7 +78,7 @@ def evaluate_system(cfg: Config, out: Path, name: str, model_folder: str | Path,
         "layers": model.num_layers,
         "corpus": len(store),
         "encode_seconds": encode_s,
-        "passages_per_second": len(store) / encode_s if encode_s > 0 else None,
+        "passages_per_second": len(store) / encode_s if encode_s else None,
         "index_seconds": index_s,
         "index_bytes": _folder_bytes(index_dir),
         "search_qps": len(qids) / search_s if search_s > 0 else None,
