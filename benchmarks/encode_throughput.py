@@ -300,13 +300,11 @@ def main() -> None:
 
 
 def machine() -> str:
-    info = Path("/proc/cpuinfo").read_text()
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                  if ln.startswith("model name")), platform.processor())
     import torch
+    from machine import avx512, cpu_model
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
-    return (f"{os.cpu_count()} cores ({model}, {'AVX-512' if 'avx512f' in info else 'no AVX-512'}),"
+    return (f"{os.cpu_count()} cores ({cpu_model()}, {avx512()}),"
             f" {mem:.0f} GiB RAM, torch {torch.__version__}, Python {platform.python_version()}")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -69,18 +68,10 @@ def flat_differences(found, truth) -> str:
 
 
 def machine() -> str:
-    flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0]
-    avx512 = "with AVX-512" if "avx512f" in flags else "no AVX-512"
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    from machine import avx512, cpu_model
+
     return (
-        f"{os.cpu_count()} cores ({model}, {avx512}), faiss {faiss.__version__} "
+        f"{os.cpu_count()} cores ({cpu_model()}, {avx512()}), faiss {faiss.__version__} "
         f"({faiss.get_compile_options().strip()}), {faiss.omp_get_max_threads()} OpenMP threads, "
         f"load average at start {os.getloadavg()[0]:.2f}"
     )

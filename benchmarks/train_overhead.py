@@ -84,12 +84,10 @@ def lead_vs_response(overrides: list[str], steps: int, folder: Path) -> dict:
 
 
 def machine() -> str:
-    with open("/proc/cpuinfo", encoding="utf-8") as fh:  # Linux
-        names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-    cpu = names[0] if names else platform.processor() or platform.machine()
     import torch
+    from machine import cpu_model
 
-    return (f"{os.cpu_count()} CPU cores ({cpu}); torch {torch.__version__}, one torch thread "
+    return (f"{os.cpu_count()} CPU cores ({cpu_model()}); torch {torch.__version__}, one torch thread "
             f"per process (configs/tiny.yaml); Python {platform.python_version()}")  # fmt: skip
 
 
