@@ -97,6 +97,13 @@ ABLATIONS = [
          note="same relative depth: student (0,1) <-> teacher (2,5)"),
     Cell("de/teacher-init/lead-k1", "de", ("lead.layers=1",), cached_teacher=True,
          note="K = 1 random pair (K = all = 2 is the default for a 2-layer student)"),
+    # A "why" cell, not in the paper: with K = 2 = the student's depth, random pairs always put
+    # the student's last block under a layer term whose target is a *random* teacher block,
+    # while response KD pulls the same block toward the teacher's final scores.
+    Cell("de/teacher-init/lead-inner", "de", ("lead.selection=map", "lead.map=[[0, 2]]", "lead.layers=1"),
+         cached_teacher=True,
+         note="layer term on the student's inner block only: student 0 <-> teacher 2 (same relative "
+              "depth); the last block learns from the final scores alone (response KD)"),
     Cell("de/teacher-init/lead-joint", "de", ("teacher.trainable=true",),
          note="teacher trained jointly (the paper's setting): live teacher, its own CE, mutual KD"),
     Cell("de/own-tokenizer/lead", "de", tuple(OWN_TOKENIZER), cached_teacher=True,

@@ -89,12 +89,22 @@ def student_rows(records: dict, cells: list[str], teacher_ndcg: dict[str, float]
     return rows
 
 
-def paired_rows(records: dict) -> list[dict]:
-    """Per (teacher, init) group: method differences on the same seeds (same batches, same init)."""
+def paired_rows(records: dict, ablations: bool = False) -> list[dict]:
+    """Per (teacher, init) group: method differences on the same seeds (same batches, same init).
+
+    With `ablations`, every other cell of a group (a LEAD variant) against that group's response
+    KD and LEAD cells instead.
+    """
     rows = []
     groups = sorted({c.rsplit("/", 1)[0] for c in records if c.rsplit("/", 1)[1] in METHOD_ORDER})
     for group in groups:
-        for a, b in (("lead", "response"), ("response", "contrastive"), ("lead", "contrastive")):
+        if ablations:
+            variants = sorted(c.rsplit("/", 1)[1] for c in records
+                              if c.rsplit("/", 1)[0] == group and c.rsplit("/", 1)[1] not in METHOD_ORDER)
+            pairs = [(v, base) for v in variants for base in ("response", "lead")]
+        else:
+            pairs = [("lead", "response"), ("response", "contrastive"), ("lead", "contrastive")]
+        for a, b in pairs:
             ra, rb = records.get(f"{group}/{a}", {}), records.get(f"{group}/{b}", {})
             seeds = sorted(set(ra) & set(rb))
             if not seeds:
@@ -105,6 +115,57 @@ def paired_rows(records: dict) -> list[dict]:
                 row[f"{split} ΔnDCG@10"] = fmt(diffs)
                 row[f"{split} seeds > 0"] = f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
             rows.append(row)
+    return rows
+
+
+LOSS_KEYS = ("loss_contrastive", "loss_response", "loss_layer")
+
+
+def loss_rows(out: Path, cells: list[str], last: int = 30) -> list[dict]:
+    """What each loss term had come down to: means over the first and the last `last` optimizer
+    steps of every seed's metrics.jsonl, and the layer KL by *student* block (a block's KL is
+    averaged over whichever teacher layers it was paired with)."""
+    from lead_ray.progress import read_metrics
+
+    rows = []
+    for cell in cells:
+        runs = [read_metrics(f) for f in sorted((out / "cells" / cell).glob("seed-*/train/metrics.jsonl"))]
+        runs = [r for r in runs if r]
+        if not runs:
+            continue
+        for label, pick in (("first", lambda rs: rs[:last]), ("last", lambda rs: rs[-last:])):
+            window = [r for rs in runs for r in pick(rs)]
+            row = {"cell": cell, "steps": f"{label} {last}"}
+            for key in LOSS_KEYS:
+                row[key.removeprefix("loss_")] = f"{statistics.fmean(r.get(key, 0.0) for r in window):.3f}"
+            by_block: dict[int, list[float]] = defaultdict(list)
+            for r in window:
+                for pair, kl in zip(r.get("pairs", []), r.get("layer_kl", [])):
+                    by_block[pair[0]].append(kl)
+            for block in (0, 1):
+                vals = by_block.get(block)
+                row[f"KL student block {block}"] = f"{statistics.fmean(vals):.3f}" if vals else "-"
+            row["train acc"] = f"{statistics.fmean(r['student_acc'] for r in window):.3f}"
+            rows.append(row)
+    return rows
+
+
+def alignment_rows(out: Path, cells: list[str]) -> list[dict]:
+    """benchmarks/layer_alignment.py's KL matrices, mean over seeds: the student's first block
+    against every teacher layer, and the student's final scores against the teacher's."""
+    path = out / "layer_alignment.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    rows = []
+    for cell in cells:
+        by_seed = list(data.get(cell, {}).values())
+        if not by_seed:
+            continue
+        row = {"cell": cell, "seeds": len(by_seed)}
+        for col in by_seed[0]["s0"]:
+            if col != "final":
+                row[f"block 0 ‖ teacher {col}"] = f"{statistics.fmean(m['s0'][col] for m in by_seed):.3f}"
+        row["final ‖ teacher final"] = f"{statistics.fmean(m['final']['final'] for m in by_seed):.3f}"
+        rows.append(row)
     return rows
 
 
@@ -221,15 +282,23 @@ def write_results(out: Path, docs: Path, plot_cell: str = "de/teacher-init/lead"
     extra = [c for c in order if c not in main]
     student_cols = ["cell", "seeds", *(f"test {m}" for m in METRICS), "nDCG@10 / teacher", "dev nDCG@10",
                     "train s/run", "eval s/run"]
+    paired_cols = ["group", "difference", "seeds", "test ΔnDCG@10", "test seeds > 0", "dev ΔnDCG@10",
+                   "dev seeds > 0"]
     blocks = {
         "setup": setup_block(out),
         "teachers": markdown_table(t_rows, ["system", "how evaluated", "params (M)", "dev nDCG@10",
                                             *(f"test {m}" for m in METRICS), "warm-up steps", "train s"]),
         "students": markdown_table(student_rows(records, main, t_ndcg), student_cols),
-        "paired": markdown_table(paired_rows(records), ["group", "difference", "seeds", "test ΔnDCG@10",
-                                                        "test seeds > 0", "dev ΔnDCG@10", "dev seeds > 0"]),
+        "paired": markdown_table(paired_rows(records), paired_cols),
         "ablations": (markdown_table(rows, student_cols) if (rows := student_rows(records, extra, t_ndcg))
                       else "(no ablation or further cell has been run into this folder yet)"),
+        "ablations-paired": (markdown_table(rows, paired_cols) if (rows := paired_rows(records, ablations=True))
+                             else "(no ablation has been run on the seeds of its group's core cells yet)"),
+        "losses": (markdown_table(rows, ["cell", "steps", "contrastive", "response", "layer",
+                                         "KL student block 0", "KL student block 1", "train acc"])
+                   if (rows := loss_rows(out, [c for c in order if records.get(c)])) else "(no training run yet)"),
+        "alignment": (markdown_table(rows, list(rows[0])) if (rows := alignment_rows(out, order))
+                      else "(benchmarks/layer_alignment.py has not been run on this folder)"),
     }
     if bar_chart(records, main + extra, t_ndcg, docs / "results-students.png"):
         blocks["plots"] = "![test nDCG@10 of every student cell](results-students.png)\n"

@@ -177,9 +177,16 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
     quality.main(argv)  # a rerun finds every cell done
     assert {p: p.stat().st_mtime for p in (out / "cells").glob("**/record.json")} == before
 
+    import layer_alignment
+
+    layer_alignment.main(["--out", str(out), "--batches", "1"])
+    aligned = json.loads((out / "layer_alignment.json").read_text(encoding="utf-8"))
+    assert sorted(aligned) == sorted(records) and all(sorted(v) == ["1", "2"] for v in aligned.values())
+
     quality.main(["--out", str(out), "--report", "--docs", str(docs)])
     text = (docs / "results.md").read_text(encoding="utf-8")
-    for block in ("setup", "teachers", "students", "paired", "ablations"):
+    assert "block 0 ‖ teacher t0" in text and "de/teacher-init/lead-k1" not in text
+    for block in ("setup", "teachers", "students", "paired", "ablations", "ablations-paired", "losses", "alignment"):
         assert f"<!-- quality:{block} -->" in text
     assert "de/teacher-init/lead | 2 |" in text and "lead − response" in text and " ± " in text
     assert "2-layer student before training" in text  # the row every teacher-init cell starts from
@@ -188,3 +195,54 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
     (docs / "results.md").write_text(text.replace("# SciFact quality results", "# Kept prose"), encoding="utf-8")
     quality.main(["--out", str(out), "--report", "--docs", str(docs)])
     assert (docs / "results.md").read_text(encoding="utf-8").startswith("# Kept prose")
+
+
+def test_report_pairs_ablations_with_their_group_and_averages_loss_terms_by_student_block(tmp_path):
+    from quality_report import loss_rows, paired_rows
+
+    def rec(test, dev):
+        return {"test": {"nDCG@10": test}, "dev": {"nDCG@10": dev}}
+
+    records = {"g/response": {1: rec(0.50, 0.60), 2: rec(0.52, 0.61)},
+               "g/lead": {1: rec(0.51, 0.62), 2: rec(0.50, 0.60)},
+               "g/lead-k1": {1: rec(0.55, 0.64), 3: rec(0.40, 0.40)}}  # seed 3 has no partner
+    rows = {r["difference"]: r for r in paired_rows(records, ablations=True)}
+    assert set(rows) == {"lead-k1 − response", "lead-k1 − lead"}
+    assert rows["lead-k1 − response"]["seeds"] == 1
+    assert rows["lead-k1 − response"]["test ΔnDCG@10"] == "0.0500"
+    assert rows["lead-k1 − lead"]["dev seeds > 0"] == "1/1"
+    assert {r["difference"] for r in paired_rows(records)} == {"lead − response"}
+
+    # two seeds, 4 steps each; the student block of a pair is what the KL is grouped by
+    for seed, shift in ((1, 0.0), (2, 1.0)):
+        run = tmp_path / "cells" / "g" / "lead" / f"seed-{seed}" / "train"
+        run.mkdir(parents=True)
+        lines = [{"step": i + 1, "loss_contrastive": 2.0 - i * 0.5 + shift, "loss_response": 1.0,
+                  "loss_layer": 0.5, "student_acc": 0.5, "pairs": [[0, i % 2], [1, 5]],
+                  "layer_kl": [0.1 * (i + 1), 1.0 + shift]} for i in range(4)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines), encoding="utf-8")
+    first, last = loss_rows(tmp_path, ["g/lead", "g/missing"], last=2)
+    assert (first["steps"], last["steps"]) == ("first 2", "last 2")
+    assert first["contrastive"] == "2.250"  # steps 1-2 of both seeds: (2.0 + 1.5 + 3.0 + 2.5) / 4
+    assert last["contrastive"] == "1.250"
+    assert first["KL student block 0"] == "0.150" and last["KL student block 0"] == "0.350"
+    assert last["KL student block 1"] == "1.500"
+
+
+def test_alignment_matrix_is_every_pairwise_kl_with_the_final_scores_last():
+    from layer_alignment import alignment_matrix
+
+    from lead_ray.losses import kl_divergence
+
+    g = torch.Generator().manual_seed(0)
+    s_layers, t_layers = torch.randn(2, 4, 6, generator=g), torch.randn(3, 4, 6, generator=g) * 3
+    s_final, t_final = s_layers[-1], torch.randn(4, 6, generator=g)
+    t_layers[1] = s_layers[0]  # a teacher layer the first student block matches exactly
+    m = alignment_matrix(s_final, s_layers, t_final, t_layers, temperature=2.0)
+    assert m.shape == (3, 4)
+    for i, s in enumerate([*s_layers, s_final]):
+        for j, t in enumerate([*t_layers, t_final]):
+            assert m[i, j] == pytest.approx(float(kl_divergence(t, s, 2.0)), abs=1e-6)
+    assert torch.equal(m[1], m[2])  # a dual encoder's final scores are its last block's
+    assert float(alignment_matrix(s_final, s_layers, t_final, t_layers, 1.0)[0, 1]) == pytest.approx(0.0, abs=1e-6)
+    assert (m >= -1e-6).all()

@@ -1,0 +1,101 @@
+"""How closely each trained SciFact student's blocks match each teacher layer (a "why" diagnostic).
+
+For every finished student run of the quality grid (`benchmarks/quality.py --out DIR`), this
+scores fixed batches with the trained student and the frozen teacher and measures
+KL(P_teacher_layer || P_student_block) for every (student block, teacher layer) pair, plus the
+teacher's final scores (the response-KD target), with the run's own temperatures (LEAD code: the
+temperature divides the teacher side only). It answers questions the final nDCG cannot: does
+response KD alone already align the student's inner block with the teacher's layers (then a layer
+term has little left to teach), and does LEAD's layer term pull the last block away from the
+teacher's final scores?
+
+The batches are training batches (the mined SciFact train examples, drawn with seed 0, the same
+batches for every run), so this measures what the objectives achieved, not generalisation.
+
+    .venv/bin/python benchmarks/layer_alignment.py --out runs/quality --batches 16
+
+writes DIR/layer_alignment.json ({cell: {seed: {"s<block>": {"t<layer>"|"final": kl}}}}), which
+`benchmarks/quality.py --report` turns into a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lead_ray.config import Config, load_config  # noqa: E402
+from lead_ray.losses import kl_divergence  # noqa: E402
+from lead_ray.storage import atomic_write_text  # noqa: E402
+
+FILE = "layer_alignment.json"
+
+
+def alignment_matrix(student_final: torch.Tensor, student_layers: torch.Tensor, teacher_final: torch.Tensor,
+                     teacher_layers: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) for every student block against every teacher layer and the final.
+
+    student_final [B, N]; student_layers [Ls, B, N]; teacher_final [B, N]; teacher_layers [Lt, B, N]
+    -> [Ls + 1, Lt + 1]: row s < Ls is student block s, row Ls the student's final scores; column
+    t < Lt is teacher layer t, column Lt the teacher's final scores.
+    """
+    student = torch.cat([student_layers, student_final[None]])  # [Ls+1, B, N]
+    teacher = torch.cat([teacher_layers, teacher_final[None]])  # [Lt+1, B, N]
+    return kl_divergence(teacher[None], student[:, None], temperature)  # [Ls+1, Lt+1]
+
+
+def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> torch.Tensor:
+    """The mean alignment matrix of the student trained in `run` (a cell's train/ folder)."""
+    from lead_ray.data.prepare import prepare_training_data
+    from lead_ray.training import build_lead_model
+
+    cfg: Config = load_config(run / "config.yaml", [f"student.model={{path: {run / 'student'}}}",
+                                                    f"train.seed={seed}"])
+    data = prepare_training_data(cfg, run, cache_dir=out / "corpus", examples_path=out / "mine" / "examples.jsonl")
+    model = build_lead_model(cfg).eval()
+    ls, lt = model.student.num_layers, model.teacher.num_layers
+    total = torch.zeros(ls + 1, lt + 1)
+    with torch.no_grad():
+        for step in range(batches):
+            batch = data.batch(step, cfg.train.batch_size)
+            s = model._scores(model.student, batch, list(range(ls)))  # final [B, M], layers [Ls, B, M]
+            t = model._scores(model.teacher, batch, list(range(lt)))
+            total += alignment_matrix(s.final, s.layers, t.final, t.layers, cfg.lead.temperature)
+    return total / batches
+
+
+def as_dict(matrix: torch.Tensor) -> dict[str, dict[str, float]]:
+    ls, lt = matrix.shape[0] - 1, matrix.shape[1] - 1
+    rows = [f"s{i}" for i in range(ls)] + ["final"]
+    cols = [f"t{j}" for j in range(lt)] + ["final"]
+    return {r: {c: round(float(matrix[i, j]), 5) for j, c in enumerate(cols)} for i, r in enumerate(rows)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=Path("runs/quality"))
+    p.add_argument("--cells", nargs="*", default=["de/teacher-init/*"], help="glob patterns of cell names")
+    p.add_argument("--batches", type=int, default=16)
+    args = p.parse_args(argv)
+    path = args.out / FILE
+    result = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    torch.set_num_threads(1)
+    for pattern in args.cells:
+        for record in sorted((args.out / "cells").glob(f"{pattern}/seed-*/record.json")):
+            rec = json.loads(record.read_text(encoding="utf-8"))
+            key = (rec["cell"], str(rec["seed"]))
+            if key[1] in result.get(key[0], {}):
+                continue
+            matrix = run_alignment(args.out, record.parent / "train", args.batches)
+            result.setdefault(key[0], {})[key[1]] = as_dict(matrix)
+            print(f"{key[0]} seed {key[1]}: " + json.dumps(result[key[0]][key[1]]), flush=True)
+            atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
