@@ -14,7 +14,8 @@ batches for every run), so this measures what the objectives achieved, not gener
 
     .venv/bin/python benchmarks/layer_alignment.py --out runs/quality --batches 16
 
-writes DIR/layer_alignment.json ({cell: {seed: {"s<block>": {"t<layer>"|"final": kl}}}}), which
+writes DIR/layer_alignment.json ({cell: {seed: {"s<block>": {"t<layer>"|"final": kl}}}}, and under
+"_teacher" each teacher kind's per-layer softmax entropy, own ranking loss and score spread), which
 `benchmarks/quality.py --report` turns into a table.
 """
 
@@ -30,10 +31,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lead_ray.config import Config, load_config  # noqa: E402
-from lead_ray.losses import kl_divergence  # noqa: E402
+from lead_ray.losses import kl_divergence, layer_ranking_loss  # noqa: E402
+from lead_ray.scoring import in_batch_labels  # noqa: E402
 from lead_ray.storage import atomic_write_text  # noqa: E402
 
 FILE = "layer_alignment.json"
+TEACHER = "_teacher"  # key of the teacher's per-layer profile in FILE
 
 
 def alignment_matrix(student_final: torch.Tensor, student_layers: torch.Tensor, teacher_final: torch.Tensor,
@@ -49,8 +52,23 @@ def alignment_matrix(student_final: torch.Tensor, student_layers: torch.Tensor, 
     return kl_divergence(teacher[None], student[:, None], temperature)  # [Ls+1, Lt+1]
 
 
-def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> torch.Tensor:
-    """The mean alignment matrix of the student trained in `run` (a cell's train/ folder)."""
+def teacher_profile(layers: torch.Tensor, labels: torch.Tensor, temperature: float) -> dict[str, torch.Tensor]:
+    """Per teacher layer, what its score distribution looks like to the losses.
+
+    layers [L, B, N] (the final scores may be stacked as one more layer), labels [B] -> each [L]:
+      entropy:   mean softmax entropy at `temperature` (log N = uniform, no signal)
+      rank_loss: the layer's own cross-entropy of the positive (what the re-weighting reads)
+      std:       mean per-query standard deviation of the raw scores (the layer's scale)
+    """
+    log_p = torch.log_softmax(layers.float() / temperature, dim=-1)  # [L, B, N]
+    entropy = -(log_p.exp() * log_p).sum(-1).mean(-1)
+    return {"entropy": entropy, "rank_loss": layer_ranking_loss(layers, labels),
+            "std": layers.float().std(-1).mean(-1)}
+
+
+def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[torch.Tensor, dict]:
+    """The mean alignment matrix of the student trained in `run` (a cell's train/ folder), and the
+    teacher's per-layer profile (`teacher_profile`, final scores last) on the same batches."""
     from lead_ray.data.prepare import prepare_training_data
     from lead_ray.training import build_lead_model
 
@@ -60,13 +78,17 @@ def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> torch.Te
     model = build_lead_model(cfg).eval()
     ls, lt = model.student.num_layers, model.teacher.num_layers
     total = torch.zeros(ls + 1, lt + 1)
+    profile = {k: torch.zeros(lt + 1) for k in ("entropy", "rank_loss", "std")}
     with torch.no_grad():
         for step in range(batches):
             batch = data.batch(step, cfg.train.batch_size)
             s = model._scores(model.student, batch, list(range(ls)))  # final [B, M], layers [Ls, B, M]
             t = model._scores(model.teacher, batch, list(range(lt)))
             total += alignment_matrix(s.final, s.layers, t.final, t.layers, cfg.lead.temperature)
-    return total / batches
+            labels = in_batch_labels(len(batch), batch.per_query)
+            for k, v in teacher_profile(torch.cat([t.layers, t.final[None]]), labels, cfg.lead.temperature).items():
+                profile[k] += v
+    return total / batches, {k: [round(float(x) / batches, 4) for x in v] for k, v in profile.items()}
 
 
 def as_dict(matrix: torch.Tensor) -> dict[str, dict[str, float]]:
@@ -89,10 +111,12 @@ def main(argv: list[str] | None = None) -> None:
         for record in sorted((args.out / "cells").glob(f"{pattern}/seed-*/record.json")):
             rec = json.loads(record.read_text(encoding="utf-8"))
             key = (rec["cell"], str(rec["seed"]))
-            if key[1] in result.get(key[0], {}):
+            teacher = key[0].split("/")[0]  # de | colbert | ce
+            if key[1] in result.get(key[0], {}) and teacher in result.get(TEACHER, {}):
                 continue
-            matrix = run_alignment(args.out, record.parent / "train", args.batches)
+            matrix, profile = run_alignment(args.out, record.parent / "train", args.batches)
             result.setdefault(key[0], {})[key[1]] = as_dict(matrix)
+            result.setdefault(TEACHER, {})[teacher] = profile  # one teacher, the same batches, for its cells
             print(f"{key[0]} seed {key[1]}: " + json.dumps(result[key[0]][key[1]]), flush=True)
             atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True))
 

@@ -169,6 +169,19 @@ def alignment_rows(out: Path, cells: list[str]) -> list[dict]:
     return rows
 
 
+def teacher_layer_rows(out: Path, kind: str = "de") -> list[dict]:
+    """A frozen teacher's per-layer score distributions (benchmarks/layer_alignment.py)."""
+    path = out / "layer_alignment.json"
+    prof = json.loads(path.read_text(encoding="utf-8")).get("_teacher", {}).get(kind) if path.is_file() else None
+    if not prof:
+        return []
+    n = len(prof["entropy"])
+    names = [f"t{i}" for i in range(n - 1)] + ["final"]
+    return [{"teacher layer": name, "softmax entropy": f"{prof['entropy'][i]:.3f}",
+             "own ranking loss": f"{prof['rank_loss'][i]:.3f}", "score std per query": f"{prof['std'][i]:.2f}"}
+            for i, name in enumerate(names)]
+
+
 # ----------------------------------------------------------------------------- plots
 
 
@@ -299,6 +312,8 @@ def write_results(out: Path, docs: Path, plot_cell: str = "de/teacher-init/lead"
                    if (rows := loss_rows(out, [c for c in order if records.get(c)])) else "(no training run yet)"),
         "alignment": (markdown_table(rows, list(rows[0])) if (rows := alignment_rows(out, order))
                       else "(benchmarks/layer_alignment.py has not been run on this folder)"),
+        "teacher-layers": (markdown_table(rows, list(rows[0])) if (rows := teacher_layer_rows(out))
+                           else "(benchmarks/layer_alignment.py has not been run on this folder)"),
     }
     if bar_chart(records, main + extra, t_ndcg, docs / "results-students.png"):
         blocks["plots"] = "![test nDCG@10 of every student cell](results-students.png)\n"

@@ -181,12 +181,16 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
 
     layer_alignment.main(["--out", str(out), "--batches", "1"])
     aligned = json.loads((out / "layer_alignment.json").read_text(encoding="utf-8"))
+    profile = aligned.pop("_teacher")["de"]  # the tiny teacher's 3 layers + its final scores
+    assert all(len(v) == 4 for v in profile.values())
     assert sorted(aligned) == sorted(records) and all(sorted(v) == ["1", "2"] for v in aligned.values())
 
     quality.main(["--out", str(out), "--report", "--docs", str(docs)])
     text = (docs / "results.md").read_text(encoding="utf-8")
     assert "block 0 ‖ teacher t0" in text and "de/teacher-init/lead-k1" not in text
-    for block in ("setup", "teachers", "students", "paired", "ablations", "ablations-paired", "losses", "alignment"):
+    assert "| final | " in text  # the teacher's per-layer profile, final scores last
+    for block in ("setup", "teachers", "students", "paired", "ablations", "ablations-paired", "losses", "alignment",
+                  "teacher-layers"):
         assert f"<!-- quality:{block} -->" in text
     assert "de/teacher-init/lead | 2 |" in text and "lead − response" in text and " ± " in text
     assert "2-layer student before training" in text  # the row every teacher-init cell starts from
@@ -246,3 +250,18 @@ def test_alignment_matrix_is_every_pairwise_kl_with_the_final_scores_last():
     assert torch.equal(m[1], m[2])  # a dual encoder's final scores are its last block's
     assert float(alignment_matrix(s_final, s_layers, t_final, t_layers, 1.0)[0, 1]) == pytest.approx(0.0, abs=1e-6)
     assert (m >= -1e-6).all()
+
+
+def test_teacher_profile_reads_uniform_scores_as_no_signal():
+    import math
+
+    from layer_alignment import teacher_profile
+
+    labels = torch.tensor([0, 2])
+    flat = torch.zeros(1, 2, 4)  # one layer, 2 queries, 4 candidates: every score equal
+    sharp = torch.tensor([[[9.0, 0, 0, 0], [0, 0, 9.0, 0]]])  # the positive far ahead
+    prof = teacher_profile(torch.cat([flat, sharp]), labels, temperature=1.0)
+    assert prof["entropy"][0] == pytest.approx(math.log(4)) and prof["rank_loss"][0] == pytest.approx(math.log(4))
+    assert prof["entropy"][1] < 0.01 and prof["rank_loss"][1] < 0.001
+    assert prof["std"][0] == 0 and prof["std"][1] == pytest.approx(4.5)
+    assert teacher_profile(sharp, labels, temperature=100.0)["entropy"][0] > 1.3  # a high temperature flattens
