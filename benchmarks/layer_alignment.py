@@ -23,20 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
+from quality_report import ALIGNMENT_FILE as FILE  # the report reads what this writes
+from quality_report import ALIGNMENT_TEACHER as TEACHER
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from lead_ray.config import Config, load_config  # noqa: E402
-from lead_ray.losses import kl_divergence, layer_ranking_loss  # noqa: E402
-from lead_ray.scoring import in_batch_labels  # noqa: E402
-from lead_ray.storage import atomic_write_text  # noqa: E402
-
-FILE = "layer_alignment.json"
-TEACHER = "_teacher"  # key of the teacher's per-layer profile in FILE
+from lead_ray.config import load_config
+from lead_ray.losses import kl_divergence, layer_ranking_loss
+from lead_ray.storage import atomic_write_text
 
 
 def alignment_matrix(student_final: torch.Tensor, student_layers: torch.Tensor, teacher_final: torch.Tensor,
@@ -72,7 +67,7 @@ def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[to
     from lead_ray.data.prepare import prepare_training_data
     from lead_ray.training import build_lead_model
 
-    cfg: Config = load_config(run / "config.yaml", [f"student.model={{path: {run / 'student'}}}",
+    cfg = load_config(run / "config.yaml", [f"student.model={{path: {run / 'student'}}}",
                                                     f"train.seed={seed}"])
     data = prepare_training_data(cfg, run, cache_dir=out / "corpus", examples_path=out / "mine" / "examples.jsonl")
     model = build_lead_model(cfg).eval()
@@ -82,10 +77,9 @@ def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[to
     with torch.no_grad():
         for step in range(batches):
             batch = data.batch(step, cfg.train.batch_size)
-            s = model._scores(model.student, batch, list(range(ls)))  # final [B, M], layers [Ls, B, M]
-            t = model._scores(model.teacher, batch, list(range(lt)))
+            # final [B, M], layers [Ls | Lt, B, M] over the candidates training scores
+            s, t, labels = model.scores(batch, list(range(ls)), list(range(lt)))
             total += alignment_matrix(s.final, s.layers, t.final, t.layers, cfg.lead.temperature)
-            labels = in_batch_labels(len(batch), batch.per_query)
             for k, v in teacher_profile(torch.cat([t.layers, t.final[None]]), labels, cfg.lead.temperature).items():
                 profile[k] += v
     return total / batches, {k: [round(float(x) / batches, 4) for x in v] for k, v in profile.items()}

@@ -19,6 +19,7 @@ from lead_ray.storage import atomic_file, atomic_write_text
 
 METRICS = ("nDCG@10", "RR@10", "R@100")
 METHOD_ORDER = ("contrastive", "response", "lead")
+ALIGNMENT_FILE, ALIGNMENT_TEACHER = "layer_alignment.json", "_teacher"  # benchmarks/layer_alignment.py
 
 
 def load_records(out: Path) -> dict[str, dict[int, dict]]:
@@ -89,33 +90,40 @@ def student_rows(records: dict, cells: list[str], teacher_ndcg: dict[str, float]
     return rows
 
 
-def paired_rows(records: dict, ablations: bool = False) -> list[dict]:
-    """Per (teacher, init) group: method differences on the same seeds (same batches, same init).
+def _groups(records: dict) -> list[str]:
+    """The (teacher, init) groups that have a core method cell, e.g. 'de/teacher-init'."""
+    return sorted({c.rsplit("/", 1)[0] for c in records if c.rsplit("/", 1)[1] in METHOD_ORDER})
 
-    With `ablations`, every other cell of a group (a LEAD variant) against that group's response
-    KD and LEAD cells instead.
-    """
+
+def _paired_row(records: dict, group: str, a: str, b: str) -> dict | None:
+    """Cell a minus cell b of one group on the seeds both have (same batches, same init)."""
+    ra, rb = records.get(f"{group}/{a}", {}), records.get(f"{group}/{b}", {})
+    seeds = sorted(set(ra) & set(rb))
+    if not seeds:
+        return None
+    row = {"group": group, "difference": f"{a} − {b}", "seeds": len(seeds)}
+    for split in ("test", "dev"):
+        diffs = [ra[s][split]["nDCG@10"] - rb[s][split]["nDCG@10"] for s in seeds]
+        row[f"{split} ΔnDCG@10"] = fmt(diffs)
+        row[f"{split} seeds > 0"] = f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
+    return row
+
+
+def paired_rows(records: dict) -> list[dict]:
+    """Per group: the core methods against each other."""
+    core = (("lead", "response"), ("response", "contrastive"), ("lead", "contrastive"))
+    rows = (_paired_row(records, g, a, b) for g in _groups(records) for a, b in core)
+    return [r for r in rows if r]
+
+
+def ablation_paired_rows(records: dict) -> list[dict]:
+    """Per group: every other cell (a LEAD variant) against the group's response KD and LEAD."""
     rows = []
-    groups = sorted({c.rsplit("/", 1)[0] for c in records if c.rsplit("/", 1)[1] in METHOD_ORDER})
-    for group in groups:
-        if ablations:
-            variants = sorted(c.rsplit("/", 1)[1] for c in records
-                              if c.rsplit("/", 1)[0] == group and c.rsplit("/", 1)[1] not in METHOD_ORDER)
-            pairs = [(v, base) for v in variants for base in ("response", "lead")]
-        else:
-            pairs = [("lead", "response"), ("response", "contrastive"), ("lead", "contrastive")]
-        for a, b in pairs:
-            ra, rb = records.get(f"{group}/{a}", {}), records.get(f"{group}/{b}", {})
-            seeds = sorted(set(ra) & set(rb))
-            if not seeds:
-                continue
-            row = {"group": group, "difference": f"{a} − {b}", "seeds": len(seeds)}
-            for split in ("test", "dev"):
-                diffs = [ra[s][split]["nDCG@10"] - rb[s][split]["nDCG@10"] for s in seeds]
-                row[f"{split} ΔnDCG@10"] = fmt(diffs)
-                row[f"{split} seeds > 0"] = f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
-            rows.append(row)
-    return rows
+    for group in _groups(records):
+        variants = sorted(c.rsplit("/", 1)[1] for c in records
+                          if c.rsplit("/", 1)[0] == group and c.rsplit("/", 1)[1] not in METHOD_ORDER)
+        rows += [_paired_row(records, group, v, base) for v in variants for base in ("response", "lead")]
+    return [r for r in rows if r]
 
 
 LOSS_KEYS = ("loss_contrastive", "loss_response", "loss_layer")
@@ -150,11 +158,15 @@ def loss_rows(out: Path, cells: list[str], last: int = 30) -> list[dict]:
     return rows
 
 
-def alignment_rows(out: Path, cells: list[str]) -> list[dict]:
-    """benchmarks/layer_alignment.py's KL matrices, mean over seeds: the student's first block
-    against every teacher layer, and the student's final scores against the teacher's."""
-    path = out / "layer_alignment.json"
-    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def load_alignment(out: Path) -> dict:
+    """benchmarks/layer_alignment.py's output in `out` ({} if it has not been run)."""
+    path = out / ALIGNMENT_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def alignment_rows(data: dict, cells: list[str]) -> list[dict]:
+    """The KL matrices, mean over seeds: the student's first block against every teacher layer,
+    and the student's final scores against the teacher's."""
     rows = []
     for cell in cells:
         by_seed = list(data.get(cell, {}).values())
@@ -169,10 +181,9 @@ def alignment_rows(out: Path, cells: list[str]) -> list[dict]:
     return rows
 
 
-def teacher_layer_rows(out: Path, kind: str = "de") -> list[dict]:
-    """A frozen teacher's per-layer score distributions (benchmarks/layer_alignment.py)."""
-    path = out / "layer_alignment.json"
-    prof = json.loads(path.read_text(encoding="utf-8")).get("_teacher", {}).get(kind) if path.is_file() else None
+def teacher_layer_rows(data: dict, kind: str = "de") -> list[dict]:
+    """A frozen teacher's per-layer score distributions, its final scores last."""
+    prof = data.get(ALIGNMENT_TEACHER, {}).get(kind)
     if not prof:
         return []
     n = len(prof["entropy"])
@@ -288,7 +299,7 @@ def write_results(out: Path, docs: Path, plot_cell: str = "de/teacher-init/lead"
     from quality_grid import all_cells
 
     out, docs = Path(out), Path(docs)
-    records = load_records(out)
+    records, alignment = load_records(out), load_alignment(out)
     t_rows, t_ndcg = teacher_rows(out)
     order = [c.name for c in all_cells() if not c.warmup]
     main = [c for c in order if c.rsplit("/", 1)[1] in METHOD_ORDER and "own-tokenizer" not in c]
@@ -305,14 +316,14 @@ def write_results(out: Path, docs: Path, plot_cell: str = "de/teacher-init/lead"
         "paired": markdown_table(paired_rows(records), paired_cols),
         "ablations": (markdown_table(rows, student_cols) if (rows := student_rows(records, extra, t_ndcg))
                       else "(no ablation or further cell has been run into this folder yet)"),
-        "ablations-paired": (markdown_table(rows, paired_cols) if (rows := paired_rows(records, ablations=True))
+        "ablations-paired": (markdown_table(rows, paired_cols) if (rows := ablation_paired_rows(records))
                              else "(no ablation has been run on the seeds of its group's core cells yet)"),
         "losses": (markdown_table(rows, ["cell", "steps", "contrastive", "response", "layer",
                                          "KL student block 0", "KL student block 1", "train acc"])
                    if (rows := loss_rows(out, [c for c in order if records.get(c)])) else "(no training run yet)"),
-        "alignment": (markdown_table(rows, list(rows[0])) if (rows := alignment_rows(out, order))
+        "alignment": (markdown_table(rows, list(rows[0])) if (rows := alignment_rows(alignment, order))
                       else "(benchmarks/layer_alignment.py has not been run on this folder)"),
-        "teacher-layers": (markdown_table(rows, list(rows[0])) if (rows := teacher_layer_rows(out))
+        "teacher-layers": (markdown_table(rows, list(rows[0])) if (rows := teacher_layer_rows(alignment))
                            else "(benchmarks/layer_alignment.py has not been run on this folder)"),
     }
     if bar_chart(records, main + extra, t_ndcg, docs / "results-students.png"):

@@ -21,6 +21,7 @@ from lead_ray.config import Config, ConfigError
 from lead_ray.data.batching import TrainBatch
 from lead_ray.losses import lead_objective, layer_pairs
 from lead_ray.modeling import CrossEncoder, Model, build_student, build_teacher
+from lead_ray.modeling.outputs import Scores
 from lead_ray.scoring import in_batch_labels, own_candidates
 
 log = logging.getLogger(__name__)
@@ -70,21 +71,30 @@ class LeadModel(nn.Module):
             p = p.map(self.gather)
         return model.score(q, p)  # [B, M] with M = all (gathered) passages
 
-    def forward(self, batch: TrainBatch, pairs: list[tuple[int, int]]):
+    def scores(self, batch: TrainBatch, student_layers: list[int], teacher_layers: list[int]
+               ) -> tuple[Scores, Scores, torch.Tensor]:
+        """Student and teacher scores over the same candidates, and each query's positive.
+
+        -> student (final [B, M], layers [Ls, B, M]), teacher (final [B, M], layers [Lt, B, M]),
+        labels [B]; M = every (gathered) passage of the batch, or each query's own 1 + n
+        candidates for a cross-encoder teacher or with in-batch negatives off.
+        """
         b, n = len(batch), batch.per_query
-        student = self._scores(self.student, batch, [s for s, _ in pairs])
+        student = self._scores(self.student, batch, student_layers)
         with torch.set_grad_enabled(self.teacher_trains and torch.is_grad_enabled()):
-            teacher = self._scores(self.teacher, batch, [t for _, t in pairs])
-        offset = self.rank * b * n if self.gathers else 0
+            teacher = self._scores(self.teacher, batch, teacher_layers)
+        if not self.own_only:
+            offset = self.rank * b * n if self.gathers else 0
+            return student, teacher, in_batch_labels(b, n, offset).to(student.final.device)
+        student = Scores(own_candidates(student.final, n), own_candidates(student.layers, n))
+        if not isinstance(self.teacher, CrossEncoder):
+            teacher = Scores(own_candidates(teacher.final, n), own_candidates(teacher.layers, n))
+        return student, teacher, torch.zeros(b, dtype=torch.long, device=student.final.device)
+
+    def forward(self, batch: TrainBatch, pairs: list[tuple[int, int]]):
+        student, teacher, labels = self.scores(batch, [s for s, _ in pairs], [t for _, t in pairs])
         s_final, s_layers = student.final, student.layers
         t_final, t_layers = teacher.final, teacher.layers
-        if self.own_only:
-            s_final, s_layers = own_candidates(s_final, n), own_candidates(s_layers, n)
-            if not isinstance(self.teacher, CrossEncoder):
-                t_final, t_layers = own_candidates(t_final, n), own_candidates(t_layers, n)
-            labels = torch.zeros(b, dtype=torch.long, device=s_final.device)
-        else:
-            labels = in_batch_labels(b, n, offset).to(s_final.device)
         lead = self.cfg.lead
         terms = lead_objective(
             s_final, s_layers, t_final, t_layers, labels,

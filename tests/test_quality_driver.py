@@ -202,7 +202,7 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
 
 
 def test_report_pairs_ablations_with_their_group_and_averages_loss_terms_by_student_block(tmp_path):
-    from quality_report import loss_rows, paired_rows
+    from quality_report import ablation_paired_rows, loss_rows, paired_rows
 
     def rec(test, dev):
         return {"test": {"nDCG@10": test}, "dev": {"nDCG@10": dev}}
@@ -210,7 +210,7 @@ def test_report_pairs_ablations_with_their_group_and_averages_loss_terms_by_stud
     records = {"g/response": {1: rec(0.50, 0.60), 2: rec(0.52, 0.61)},
                "g/lead": {1: rec(0.51, 0.62), 2: rec(0.50, 0.60)},
                "g/lead-k1": {1: rec(0.55, 0.64), 3: rec(0.40, 0.40)}}  # seed 3 has no partner
-    rows = {r["difference"]: r for r in paired_rows(records, ablations=True)}
+    rows = {r["difference"]: r for r in ablation_paired_rows(records)}
     assert set(rows) == {"lead-k1 − response", "lead-k1 − lead"}
     assert rows["lead-k1 − response"]["seeds"] == 1
     assert rows["lead-k1 − response"]["test ΔnDCG@10"] == "0.0500"
