@@ -277,7 +277,15 @@ def machine_info() -> dict:
 
 
 def _init_worker() -> None:
+    """A student-run worker: logs like the driver and dies with it (Linux), so stopping the
+    driver never leaves orphans training on and writing records into the output folder."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def run(bench: Bench, cells: list[Cell], seeds: list[int], teacher_choice: str, jobs: int = 1) -> None:

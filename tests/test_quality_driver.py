@@ -265,3 +265,46 @@ def test_teacher_profile_reads_uniform_scores_as_no_signal():
     assert prof["entropy"][1] < 0.01 and prof["rank_loss"][1] < 0.001
     assert prof["std"][0] == 0 and prof["std"][1] == pytest.approx(4.5)
     assert teacher_profile(sharp, labels, temperature=100.0)["entropy"][0] > 1.3  # a high temperature flattens
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_student_workers_die_with_a_killed_driver(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    script = f"""
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+sys.path.insert(0, {str(REPO / "benchmarks")!r})
+import quality
+
+def work(path):
+    open(path, "w").write(str(os.getpid()))
+    time.sleep(120)
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=quality._init_worker) as pool:
+        pool.submit(work, {str(pid_file)!r}).result()
+"""
+    (tmp_path / "driver.py").write_text(script, encoding="utf-8")  # spawn re-imports __main__ from a file
+    driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py")])
+    deadline = time.monotonic() + 120
+    while not pid_file.is_file() or not pid_file.read_text():
+        assert time.monotonic() < deadline and driver.poll() is None
+        time.sleep(0.2)
+    worker = int(pid_file.read_text())
+    driver.send_signal(signal.SIGKILL)  # no chance to shut its pool down
+    driver.wait()
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its driver")
