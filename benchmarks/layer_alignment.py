@@ -82,7 +82,8 @@ def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[to
             total += alignment_matrix(s.final, s.layers, t.final, t.layers, cfg.lead.temperature)
             for k, v in teacher_profile(torch.cat([t.layers, t.final[None]]), labels, cfg.lead.temperature).items():
                 profile[k] += v
-    return total / batches, {k: [round(float(x) / batches, 4) for x in v] for k, v in profile.items()}
+    summary = {k: [round(float(x) / batches, 4) for x in v] for k, v in profile.items()}
+    return total / batches, {**summary, "candidates": t.final.shape[-1]}
 
 
 def as_dict(matrix: torch.Tensor) -> dict[str, dict[str, float]]:
@@ -95,7 +96,7 @@ def as_dict(matrix: torch.Tensor) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/quality"))
-    p.add_argument("--cells", nargs="*", default=["de/teacher-init/*"], help="glob patterns of cell names")
+    p.add_argument("--cells", nargs="*", default=["*/*/*"], help="glob patterns of cell names (default: all)")
     p.add_argument("--batches", type=int, default=16)
     args = p.parse_args(argv)
     path = args.out / FILE

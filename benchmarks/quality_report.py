@@ -9,6 +9,7 @@ and replaces the generated blocks of docs/results.md, the text between
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 from collections import defaultdict
@@ -19,6 +20,7 @@ from lead_ray.storage import atomic_file, atomic_write_text
 
 METRICS = ("nDCG@10", "RR@10", "R@100")
 METHOD_ORDER = ("contrastive", "response", "lead")
+TEACHER_ORDER = ("de", "colbert", "ce")
 ALIGNMENT_FILE, ALIGNMENT_TEACHER = "layer_alignment.json", "_teacher"  # benchmarks/layer_alignment.py
 
 
@@ -181,16 +183,18 @@ def alignment_rows(data: dict, cells: list[str]) -> list[dict]:
     return rows
 
 
-def teacher_layer_rows(data: dict, kind: str = "de") -> list[dict]:
-    """A frozen teacher's per-layer score distributions, its final scores last."""
-    prof = data.get(ALIGNMENT_TEACHER, {}).get(kind)
-    if not prof:
-        return []
-    n = len(prof["entropy"])
-    names = [f"t{i}" for i in range(n - 1)] + ["final"]
-    return [{"teacher layer": name, "softmax entropy": f"{prof['entropy'][i]:.3f}",
-             "own ranking loss": f"{prof['rank_loss'][i]:.3f}", "score std per query": f"{prof['std'][i]:.2f}"}
-            for i, name in enumerate(names)]
+def teacher_layer_rows(data: dict) -> list[dict]:
+    """Every frozen teacher kind's per-layer score distributions, its final scores last; the
+    uniform entropy (log of the candidates per query) is what "no signal" reads as."""
+    rows = []
+    for kind, prof in sorted(data.get(ALIGNMENT_TEACHER, {}).items(), key=lambda kv: TEACHER_ORDER.index(kv[0])):
+        n = len(prof["entropy"])
+        uniform = f"{math.log(prof['candidates']):.3f}" if prof.get("candidates") else "-"
+        names = [f"t{i}" for i in range(n - 1)] + ["final"]
+        rows += [{"teacher": kind, "layer": name, "softmax entropy": f"{prof['entropy'][i]:.3f}",
+                  "uniform entropy": uniform, "own ranking loss": f"{prof['rank_loss'][i]:.3f}",
+                  "score std per query": f"{prof['std'][i]:.2f}"} for i, name in enumerate(names)]
+    return rows
 
 
 # ----------------------------------------------------------------------------- plots

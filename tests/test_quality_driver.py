@@ -9,6 +9,7 @@ cache used, records and the report written) and that a rerun trains nothing agai
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
     layer_alignment.main(["--out", str(out), "--batches", "1"])
     aligned = json.loads((out / "layer_alignment.json").read_text(encoding="utf-8"))
     profile = aligned.pop("_teacher")["de"]  # the tiny teacher's 3 layers + its final scores
-    assert all(len(v) == 4 for v in profile.values())
+    assert profile.pop("candidates") > 1 and all(len(v) == 4 for v in profile.values())
     assert sorted(aligned) == sorted(records) and all(sorted(v) == ["1", "2"] for v in aligned.values())
 
     quality.main(["--out", str(out), "--report", "--docs", str(docs)])
@@ -231,6 +232,16 @@ def test_report_pairs_ablations_with_their_group_and_averages_loss_terms_by_stud
     assert last["contrastive"] == "1.250"
     assert first["KL student block 0"] == "0.150" and last["KL student block 0"] == "0.350"
     assert last["KL student block 1"] == "1.500"
+
+
+def test_teacher_layer_rows_list_every_kind_in_grid_order_with_its_uniform_entropy():
+    from quality_report import ALIGNMENT_TEACHER, teacher_layer_rows
+
+    prof = {"entropy": [1.0, 0.5], "rank_loss": [1.2, 0.4], "std": [0.5, 2.0]}
+    rows = teacher_layer_rows({ALIGNMENT_TEACHER: {"ce": {**prof, "candidates": 4}, "de": prof}})
+    assert [(r["teacher"], r["layer"]) for r in rows] == [("de", "t0"), ("de", "final"), ("ce", "t0"), ("ce", "final")]
+    assert rows[0]["uniform entropy"] == "-" and rows[2]["uniform entropy"] == f"{math.log(4):.3f}"
+    assert rows[3]["own ranking loss"] == "0.400" and teacher_layer_rows({}) == []
 
 
 def test_alignment_matrix_is_every_pairwise_kl_with_the_final_scores_last():
