@@ -62,7 +62,9 @@ def teacher_rows(out: Path) -> tuple[list[dict], dict[str, float]]:
             continue
         record = out / folder / "record.json"
         rec = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
-        row = {"system": label, "how evaluated": ev["test"].get("mode", "full retrieval (Flat)"),
+        # rerank_eval names the DE teacher's copied run "first-<split>"
+        how = ev["test"].get("mode", "full retrieval (Flat)").replace("first-test", "the DE teacher's")
+        row = {"system": label, "how evaluated": how,
                "params (M)": ev["test"]["params"] / 1e6, "dev nDCG@10": ev["dev"]["metrics"]["nDCG@10"]}
         row.update({f"test {m}": ev["test"]["metrics"][m] for m in METRICS})
         row["warm-up steps"] = rec.get("steps", "-")
