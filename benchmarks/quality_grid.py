@@ -80,12 +80,9 @@ class Cell:
 
 def _students(teacher: str) -> list[Cell]:
     cached = teacher == "de"
-    cells = []
-    for method, weights in METHODS.items():
-        cells.append(Cell(f"{teacher}/teacher-init/{method}", teacher, tuple(weights), cached_teacher=cached))
-        cells.append(Cell(f"{teacher}/random-init/{method}", teacher, tuple(RANDOM_INIT + weights),
-                          cached_teacher=cached))
-    return cells
+    return [Cell(f"{teacher}/{init}/{method}", teacher, tuple(start + weights), cached_teacher=cached)
+            for init, start in (("teacher-init", []), ("random-init", RANDOM_INIT))  # grouped in tables
+            for method, weights in METHODS.items()]
 
 
 ABLATIONS = [
