@@ -93,19 +93,17 @@ class LeadModel(nn.Module):
 
     def forward(self, batch: TrainBatch, pairs: list[tuple[int, int]]):
         student, teacher, labels = self.scores(batch, [s for s, _ in pairs], [t for _, t in pairs])
-        s_final, s_layers = student.final, student.layers
-        t_final, t_layers = teacher.final, teacher.layers
         lead = self.cfg.lead
         terms = lead_objective(
-            s_final, s_layers, t_final, t_layers, labels,
+            student.final, student.layers, teacher.final, teacher.layers, labels,
             weights=lead.weights, temperature=lead.temperature,
             layer_temperature=lead.layer_temperature, reweight=lead.reweight,
             teacher_trains=self.teacher_trains, teacher_kd_grad=lead.teacher_kd_grad,
         )
         metrics = terms.metrics()
-        metrics["student_acc"] = float((s_final.argmax(-1) == labels).float().mean())
-        metrics["teacher_acc"] = float((t_final.argmax(-1) == labels).float().mean())
-        metrics["candidates"] = int(s_final.shape[-1])
+        metrics["student_acc"] = float((student.final.argmax(-1) == labels).float().mean())
+        metrics["teacher_acc"] = float((teacher.final.argmax(-1) == labels).float().mean())
+        metrics["candidates"] = int(student.final.shape[-1])
         return terms.total, metrics
 
 
