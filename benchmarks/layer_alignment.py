@@ -67,8 +67,10 @@ def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[to
     from lead_ray.data.prepare import prepare_training_data
     from lead_ray.training import build_lead_model
 
-    cfg = load_config(run / "config.yaml", [f"student.model={{path: {run / 'student'}}}",
-                                                    f"train.seed={seed}"])
+    settings = [f"student.model={{path: {run / 'student'}}}", f"train.seed={seed}"]
+    if (run / "teacher").is_dir():  # trained with the student: align with that teacher, not its start
+        settings.append(f"teacher.model={{path: {run / 'teacher'}}}")
+    cfg = load_config(run / "config.yaml", settings)
     data = prepare_training_data(cfg, run, cache_dir=out / "corpus", examples_path=out / "mine" / "examples.jsonl")
     model = build_lead_model(cfg).eval()
     ls, lt = model.student.num_layers, model.teacher.num_layers
@@ -84,6 +86,17 @@ def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[to
                 profile[k] += v
     summary = {k: [round(float(x) / batches, 4) for x in v] for k, v in profile.items()}
     return total / batches, {**summary, "candidates": t.final.shape[-1]}
+
+
+def teacher_key(kind: str, run: Path, seed: int) -> str:
+    """Whose per-layer profile a run's batches measure: the frozen teacher of its kind, unless the
+    run scores the teacher's layers another way or trained the teacher along with the student."""
+    cfg = load_config(run / "config.yaml")
+    if (run / "teacher").is_dir():
+        return f"{kind}, trained with the student (seed {seed})"
+    if cfg.teacher.kind == "colbert" and cfg.teacher.colbert.normalize_layers:
+        return f"{kind}, normalised layer states"
+    return kind
 
 
 def as_dict(matrix: torch.Tensor) -> dict[str, dict[str, float]]:
@@ -107,11 +120,13 @@ def main(argv: list[str] | None = None) -> None:
             rec = json.loads(record.read_text(encoding="utf-8"))
             key = (rec["cell"], str(rec["seed"]))
             teacher = key[0].split("/")[0]  # de | colbert | ce
-            if key[1] in result.get(key[0], {}) and teacher in result.get(TEACHER, {}):
+            if key[1] in result.get(key[0], {}) and \
+                    teacher_key(teacher, record.parent / "train", rec["seed"]) in result.get(TEACHER, {}):
                 continue
             matrix, profile = run_alignment(args.out, record.parent / "train", args.batches)
             result.setdefault(key[0], {})[key[1]] = as_dict(matrix)
-            result.setdefault(TEACHER, {})[teacher] = profile  # one teacher, the same batches, for its cells
+            # one profile per teacher (the same batches for all its cells)
+            result.setdefault(TEACHER, {})[teacher_key(teacher, record.parent / "train", rec["seed"])] = profile
             print(f"{key[0]} seed {key[1]}: " + json.dumps(result[key[0]][key[1]]), flush=True)
             atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True))
 

@@ -189,7 +189,8 @@ def teacher_layer_rows(data: dict) -> list[dict]:
     """Every frozen teacher kind's per-layer score distributions, its final scores last; the
     uniform entropy (log of the candidates per query) is what "no signal" reads as."""
     rows = []
-    for kind, prof in sorted(data.get(ALIGNMENT_TEACHER, {}).items(), key=lambda kv: TEACHER_ORDER.index(kv[0])):
+    profiles = data.get(ALIGNMENT_TEACHER, {})  # "<kind>" or "<kind>, <variant>"
+    for kind, prof in sorted(profiles.items(), key=lambda kv: (TEACHER_ORDER.index(kv[0].split(",")[0]), kv[0])):
         n = len(prof["entropy"])
         uniform = f"{math.log(prof['candidates']):.3f}" if prof.get("candidates") else "-"
         names = [f"t{i}" for i in range(n - 1)] + ["final"]

@@ -244,6 +244,26 @@ def test_teacher_layer_rows_list_every_kind_in_grid_order_with_its_uniform_entro
     assert rows[3]["own ranking loss"] == "0.400" and teacher_layer_rows({}) == []
 
 
+def test_teacher_profiles_keep_frozen_normalised_and_jointly_trained_teachers_apart(tmp_path):
+    from layer_alignment import teacher_key
+    from quality_report import ALIGNMENT_TEACHER, teacher_layer_rows
+
+    from lead_ray.config import load_config, save_resolved
+
+    runs = {"frozen": [], "raw": ["teacher.kind=colbert"],
+            "norm": ["teacher.kind=colbert", "teacher.colbert.normalize_layers=true"], "joint": []}
+    for name, settings in runs.items():
+        save_resolved(load_config(REPO / "configs" / "tiny.yaml", settings), tmp_path / name)
+    (tmp_path / "joint" / "teacher").mkdir()  # what training exports when the teacher trains
+    keys = [teacher_key(kind, tmp_path / name, 2) for kind, name in
+            (("de", "frozen"), ("colbert", "raw"), ("colbert", "norm"), ("de", "joint"))]
+    assert keys == ["de", "colbert", "colbert, normalised layer states", "de, trained with the student (seed 2)"]
+    prof = {"entropy": [1.0], "rank_loss": [1.2], "std": [0.5]}
+    rows = teacher_layer_rows({ALIGNMENT_TEACHER: {k: prof for k in reversed(keys)}})
+    assert [r["teacher"] for r in rows] == ["de", "de, trained with the student (seed 2)", "colbert",
+                                            "colbert, normalised layer states"]
+
+
 def test_alignment_matrix_is_every_pairwise_kl_with_the_final_scores_last():
     from layer_alignment import alignment_matrix
 
