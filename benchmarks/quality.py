@@ -236,6 +236,7 @@ def run_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | No
     """Train one student (one seed) and evaluate it on dev and test; cached in record.json."""
     folder = bench.out / "cells" / cell.name / f"seed-{seed}"
     if (folder / "record.json").is_file():
+        trained_teacher_eval(bench, folder)
         return RunRecord(**json.loads((folder / "record.json").read_text(encoding="utf-8")))
     settings = [f"train.seed={seed}", f"train.steps={bench.budget.steps}", f"train.lr={bench.budget.lr}",
                 f"teacher.kind={KIND_NAMES[cell.teacher]}", f"teacher.model={teacher}"]
@@ -253,7 +254,17 @@ def run_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | No
     _write_record(folder, record)
     shutil.rmtree(folder / "train" / "checkpoints", ignore_errors=True)
     shutil.rmtree(folder / "index", ignore_errors=True)
+    trained_teacher_eval(bench, folder)
     return record
+
+
+def trained_teacher_eval(bench: Bench, folder: Path) -> None:
+    """A teacher trained along with its student (`lead-joint`) is evaluated like the warmed-up
+    one, into `<run>/teacher/eval/`, so the report can say what joint training did to it."""
+    model = folder / "train" / "teacher"
+    if model.is_dir() and not (folder / "teacher" / "eval" / "test.json").is_file():
+        evaluate(bench, bench.config([]), folder / "teacher", model)
+        shutil.rmtree(folder / "teacher" / "index", ignore_errors=True)
 
 
 def _write_record(folder: Path, record: RunRecord) -> None:

@@ -72,7 +72,25 @@ def teacher_rows(out: Path) -> tuple[list[dict], dict[str, float]]:
         rows.append(row)
         if kind:
             ndcg[kind] = ev["test"]["metrics"]["nDCG@10"]
-    return rows, ndcg
+    return rows + trained_teacher_rows(out), ndcg
+
+
+def trained_teacher_rows(out: Path) -> list[dict]:
+    """Teachers trained along with their students (one row per cell, mean ± std over seeds)."""
+    rows = []
+    for cell_dir in sorted(p for p in (out / "cells").glob("*/*/*") if p.is_dir()):
+        evs = [ev for seed in sorted(cell_dir.glob("seed-*"))
+               if (ev := _system(out, str(seed.relative_to(out) / "teacher")))]
+        if not evs:
+            continue
+        cell = str(cell_dir.relative_to(out / "cells"))
+        row = {"system": f"{cell.split('/')[0]} teacher after training with its student ({cell}, "
+                         f"{len(evs)} seed{'s' if len(evs) > 1 else ''})",
+               "how evaluated": "full retrieval (Flat)", "params (M)": evs[0]["test"]["params"] / 1e6,
+               "dev nDCG@10": fmt([e["dev"]["metrics"]["nDCG@10"] for e in evs])}
+        row.update({f"test {m}": fmt([e["test"]["metrics"][m] for e in evs]) for m in METRICS})
+        rows.append({**row, "warm-up steps": "-", "train s": "-"})
+    return rows
 
 
 def student_rows(records: dict, cells: list[str], teacher_ndcg: dict[str, float]) -> list[dict]:

@@ -186,10 +186,16 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
     assert profile.pop("candidates") > 1 and all(len(v) == 4 for v in profile.values())
     assert sorted(aligned) == sorted(records) and all(sorted(v) == ["1", "2"] for v in aligned.values())
 
+    # a teacher trained along with its student is evaluated too, and listed with the teachers
+    quality.main([*argv, "--cells", "de/teacher-init/lead-joint", "--seeds", "1"])
+    joint = out / "cells" / "de/teacher-init/lead-joint" / "seed-1"
+    assert (joint / "train" / "teacher").is_dir() and (joint / "teacher" / "eval" / "test.json").is_file()
+
     quality.main(["--out", str(out), "--report", "--docs", str(docs)])
     text = (docs / "results.md").read_text(encoding="utf-8")
     assert "block 0 ‖ teacher t0" in text and "de/teacher-init/lead-k1" not in text
     assert "| final | " in text  # the teacher's per-layer profile, final scores last
+    assert "| de teacher after training with its student (de/teacher-init/lead-joint, 1 seed) |" in text
     for block in ("setup", "teachers", "students", "paired", "ablations", "ablations-paired", "losses", "alignment",
                   "teacher-layers"):
         assert f"<!-- quality:{block} -->" in text
