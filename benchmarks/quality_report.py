@@ -204,8 +204,9 @@ def alignment_rows(data: dict, cells: list[str]) -> list[dict]:
 
 
 def teacher_layer_rows(data: dict) -> list[dict]:
-    """Every frozen teacher kind's per-layer score distributions, its final scores last; the
-    uniform entropy (log of the candidates per query) is what "no signal" reads as."""
+    """Every teacher's per-layer score distributions, its final scores last (each frozen kind, and
+    a teacher scored another way or trained with its student under its own key); the uniform
+    entropy (log of the candidates per query) is what "no signal" reads as."""
     rows = []
     profiles = data.get(ALIGNMENT_TEACHER, {})  # "<kind>" or "<kind>, <variant>"
     for kind, prof in sorted(profiles.items(), key=lambda kv: (TEACHER_ORDER.index(kv[0].split(",")[0]), kv[0])):
