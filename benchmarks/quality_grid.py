@@ -103,12 +103,13 @@ ABLATIONS = [
               "depth); the last block learns from the final scores alone (response KD)"),
     Cell("de/teacher-init/lead-joint", "de", ("teacher.trainable=true",),
          note="teacher trained jointly (the paper's setting): live teacher, its own CE, mutual KD"),
-    Cell("de/own-tokenizer/lead", "de", tuple(OWN_TOKENIZER), cached_teacher=True,
-         note="random-init student with its own WordPiece vocabulary (trained on SciFact train)"),
     Cell("de/own-tokenizer/contrastive", "de", tuple(OWN_TOKENIZER + METHODS["contrastive"]),
-         cached_teacher=True, note="the same student without KD"),
+         cached_teacher=True, note="random-init student with its own WordPiece vocabulary (trained on "
+                                   "SciFact train), without KD"),
     Cell("de/own-tokenizer/response", "de", tuple(OWN_TOKENIZER + METHODS["response"]),
          cached_teacher=True, note="the same student with response KD only"),
+    Cell("de/own-tokenizer/lead", "de", tuple(OWN_TOKENIZER), cached_teacher=True,
+         note="the same student with LEAD"),
     # A "why" cell for ColBERT: MaxSim over raw token states (the official layer scores) spreads
     # ~60x wider per query than the cosine final score, so every layer target is one-hot at tau 1.
     Cell("colbert/teacher-init/lead-normlayers", "colbert", ("teacher.colbert.normalize_layers=true",),
