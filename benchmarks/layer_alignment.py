@@ -119,14 +119,13 @@ def main(argv: list[str] | None = None) -> None:
         for record in sorted((args.out / "cells").glob(f"{pattern}/seed-*/record.json")):
             rec = json.loads(record.read_text(encoding="utf-8"))
             key = (rec["cell"], str(rec["seed"]))
-            teacher = key[0].split("/")[0]  # de | colbert | ce
-            if key[1] in result.get(key[0], {}) and \
-                    teacher_key(teacher, record.parent / "train", rec["seed"]) in result.get(TEACHER, {}):
+            # one profile per teacher (the same batches for all its cells)
+            who = teacher_key(key[0].split("/")[0], record.parent / "train", rec["seed"])
+            if key[1] in result.get(key[0], {}) and who in result.get(TEACHER, {}):
                 continue
             matrix, profile = run_alignment(args.out, record.parent / "train", args.batches)
             result.setdefault(key[0], {})[key[1]] = as_dict(matrix)
-            # one profile per teacher (the same batches for all its cells)
-            result.setdefault(TEACHER, {})[teacher_key(teacher, record.parent / "train", rec["seed"])] = profile
+            result.setdefault(TEACHER, {})[who] = profile
             print(f"{key[0]} seed {key[1]}: " + json.dumps(result[key[0]][key[1]]), flush=True)
             atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True))
 

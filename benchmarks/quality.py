@@ -233,11 +233,18 @@ def _train_query_ids(bench: Bench) -> list[str]:
 
 
 def run_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | None) -> RunRecord:
-    """Train one student (one seed) and evaluate it on dev and test; cached in record.json."""
+    """Train one student (one seed) and evaluate it on dev and test (cached in record.json), and
+    the teacher too when it trained along with the student."""
     folder = bench.out / "cells" / cell.name / f"seed-{seed}"
     if (folder / "record.json").is_file():
-        trained_teacher_eval(bench, folder)
-        return RunRecord(**json.loads((folder / "record.json").read_text(encoding="utf-8")))
+        record = RunRecord(**json.loads((folder / "record.json").read_text(encoding="utf-8")))
+    else:
+        record = _train_cell(bench, cell, seed, teacher, cache, folder)
+    trained_teacher_eval(bench, folder)
+    return record
+
+
+def _train_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | None, folder: Path) -> RunRecord:
     settings = [f"train.seed={seed}", f"train.steps={bench.budget.steps}", f"train.lr={bench.budget.lr}",
                 f"teacher.kind={KIND_NAMES[cell.teacher]}", f"teacher.model={teacher}"]
     if cell.cached_teacher and cache is not None:
@@ -254,7 +261,6 @@ def run_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | No
     _write_record(folder, record)
     shutil.rmtree(folder / "train" / "checkpoints", ignore_errors=True)
     shutil.rmtree(folder / "index", ignore_errors=True)
-    trained_teacher_eval(bench, folder)
     return record
 
 

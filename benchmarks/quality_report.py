@@ -62,17 +62,23 @@ def teacher_rows(out: Path) -> tuple[list[dict], dict[str, float]]:
             continue
         record = out / folder / "record.json"
         rec = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
-        # rerank_eval names the DE teacher's copied run "first-<split>"
-        how = ev["test"].get("mode", "full retrieval (Flat)").replace("first-test", "the DE teacher's")
-        row = {"system": label, "how evaluated": how,
-               "params (M)": ev["test"]["params"] / 1e6, "dev nDCG@10": ev["dev"]["metrics"]["nDCG@10"]}
-        row.update({f"test {m}": ev["test"]["metrics"][m] for m in METRICS})
+        row = _system_row(label, [ev])
         row["warm-up steps"] = rec.get("steps", "-")
         row["train s"] = rec.get("train_seconds", "-")
         rows.append(row)
         if kind:
             ndcg[kind] = ev["test"]["metrics"]["nDCG@10"]
     return rows + trained_teacher_rows(out), ndcg
+
+
+def _system_row(label: str, evs: list[dict]) -> dict:
+    """One evaluated system's table row; several evaluations (seeds) read as mean ± std."""
+    # rerank_eval names the DE teacher's copied run "first-<split>"
+    how = evs[0]["test"].get("mode", "full retrieval (Flat)").replace("first-test", "the DE teacher's")
+    row = {"system": label, "how evaluated": how, "params (M)": evs[0]["test"]["params"] / 1e6,
+           "dev nDCG@10": fmt([e["dev"]["metrics"]["nDCG@10"] for e in evs])}
+    row.update({f"test {m}": fmt([e["test"]["metrics"][m] for e in evs]) for m in METRICS})
+    return row
 
 
 def trained_teacher_rows(out: Path) -> list[dict]:
@@ -84,12 +90,9 @@ def trained_teacher_rows(out: Path) -> list[dict]:
         if not evs:
             continue
         cell = str(cell_dir.relative_to(out / "cells"))
-        row = {"system": f"{cell.split('/')[0]} teacher after training with its student ({cell}, "
-                         f"{len(evs)} seed{'s' if len(evs) > 1 else ''})",
-               "how evaluated": "full retrieval (Flat)", "params (M)": evs[0]["test"]["params"] / 1e6,
-               "dev nDCG@10": fmt([e["dev"]["metrics"]["nDCG@10"] for e in evs])}
-        row.update({f"test {m}": fmt([e["test"]["metrics"][m] for e in evs]) for m in METRICS})
-        rows.append({**row, "warm-up steps": "-", "train s": "-"})
+        label = (f"{cell.split('/')[0]} teacher after training with its student ({cell}, "
+                 f"{len(evs)} seed{'s' if len(evs) > 1 else ''})")
+        rows.append({**_system_row(label, evs), "warm-up steps": "-", "train s": "-"})
     return rows
 
 
