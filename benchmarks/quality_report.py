@@ -168,7 +168,7 @@ def loss_rows(out: Path, cells: list[str], last: int = 30) -> list[dict]:
             continue
         for label, pick in (("first", lambda rs: rs[:last]), ("last", lambda rs: rs[-last:])):
             window = [r for rs in runs for r in pick(rs)]
-            row = {"cell": cell, "steps": f"{label} {last}"}
+            row = {"cell": cell, "seeds": len(runs), "steps": f"{label} {last}"}
             for key in LOSS_KEYS:
                 row[key.removeprefix("loss_")] = f"{statistics.fmean(r.get(key, 0.0) for r in window):.3f}"
             by_block: dict[int, list[float]] = defaultdict(list)
@@ -230,40 +230,82 @@ def _save(fig, path: Path) -> None:
         fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
 
 
+METHOD_COLORS = {"contrastive": "#999999", "response": "#4c72b0", "lead": "#dd8452"}
+VARIANT_COLOR = "#55a868"
+LAYER_PLOT_CELLS = ("de/teacher-init/lead", "de/random-init/lead", "colbert/teacher-init/lead-normlayers")
+
+
 def bar_chart(records: dict, cells: list[str], teacher_ndcg: dict[str, float], path: Path) -> bool:
+    """Mean test nDCG@10 per cell; error bars (sample std) only where a cell has 2+ seeds, and the
+    seed count under every bar, so a one-seed bar does not read as a certain one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     cells = [c for c in cells if records.get(c)]
     if not cells:
         return False
-    means, stds = [], []
+    means, stds, counts = [], [], []
     for c in cells:
         m, s = mean_std([r["test"]["nDCG@10"] for r in records[c].values()])
         means.append(m)
         stds.append(0.0 if s != s else s)
+        counts.append(len(records[c]))
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(cells) + 2), 4.2))
-    colors = {"contrastive": "#999999", "response": "#4c72b0", "lead": "#dd8452"}
-    ax.bar(range(len(cells)), means, yerr=stds, capsize=4,
-           color=[colors.get(c.rsplit("/", 1)[1].split("-")[0], "#55a868") for c in cells])
+    method = [c.rsplit("/", 1)[1] for c in cells]
+    ax.bar(range(len(cells)), means, color=[METHOD_COLORS.get(m, VARIANT_COLOR) for m in method])
+    multi = [i for i, n in enumerate(counts) if n > 1]
+    ax.errorbar(multi, [means[i] for i in multi], yerr=[stds[i] for i in multi], fmt="none", ecolor="k", capsize=4)
+    lo = max(0.0, min(m - s for m, s in zip(means, stds)) - 0.05)
+    for i, n in enumerate(counts):
+        ax.text(i, lo + 0.005, f"n={n}", ha="center", va="bottom", fontsize=6, color="white" if n > 1 else "k")
     for kind, value in teacher_ndcg.items():
         if any(c.startswith(kind + "/") for c in cells):
             ax.axhline(value, ls="--", lw=1, color="k")
             ax.text(len(cells) - 0.5, value, f" {kind} teacher", va="bottom", ha="right", fontsize=8)
     ax.set_xticks(range(len(cells)), [c.replace("/", "\n", 1) for c in cells], rotation=60, ha="right", fontsize=7)
-    lo = min(m - s for m, s in zip(means, stds))
-    ax.set_ylim(max(0.0, lo - 0.05), None)
-    ax.set(ylabel="test nDCG@10 (mean ± std over seeds)", title="SciFact test: 2-layer students")
+    ax.set_ylim(lo, None)
+    ax.legend(handles=[*(Patch(color=v, label=k) for k, v in METHOD_COLORS.items()),
+                       Patch(color=VARIANT_COLOR, label="LEAD variant")], fontsize=7, loc="upper left")
+    ax.set(ylabel="test nDCG@10 (mean; bars: std over seeds)", title="SciFact test: 2-layer students (n = seeds)")
     _save(fig, path)
     plt.close(fig)
     return True
 
 
-def layer_plot(out: Path, cell: str, path: Path) -> bool:
-    """Per-layer KL (by student layer) and re-weighting weights (by teacher layer) over training,
-    every seed of `cell`, smoothed over 10 steps."""
+def layer_series(runs: list[list[dict]], key: str, side: int, window: int = 10) -> dict[int, tuple]:
+    """Per layer (student layer for side 0, teacher layer for side 1): steps and the mean and std
+    over seeds of `key` ("layer_kl" or "layer_weights"), each seed smoothed over the last `window`
+    steps on which that layer was paired (a randomly drawn teacher layer is absent on others)."""
+    import numpy as np
+
+    steps = max((r["step"] for rs in runs for r in rs), default=0)
+    per_layer: dict[int, list] = defaultdict(list)  # layer -> one [steps] array per seed, NaN = not paired
+    for records in runs:
+        seed: dict[int, np.ndarray] = {}
+        for r in records:
+            for pair, v in zip(r.get("pairs", []), r.get(key, [])):
+                seed.setdefault(pair[side], np.full(steps, np.nan))[r["step"] - 1] = v
+        for layer, ys in seed.items():
+            smooth = np.full(steps, np.nan)
+            seen = np.flatnonzero(~np.isnan(ys))
+            for j, i in enumerate(seen):
+                smooth[i] = ys[seen[max(0, j - window + 1): j + 1]].mean()
+            per_layer[layer].append(smooth)
+    out = {}
+    for layer, arrays in sorted(per_layer.items()):
+        stack = np.vstack(arrays)  # [seeds, steps]
+        ok = ~np.isnan(stack).all(axis=0)
+        xs = np.arange(1, steps + 1)[ok]
+        out[layer] = (xs, np.nanmean(stack[:, ok], axis=0), np.nanstd(stack[:, ok], axis=0))
+    return out
+
+
+def layer_plot(out: Path, cells: tuple[str, ...], path: Path) -> bool:
+    """Per-layer KL (by student layer) and re-weighting weights (by teacher layer) over training:
+    one row per cell, the mean over its seeds with a +- 1 std band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,28 +313,23 @@ def layer_plot(out: Path, cell: str, path: Path) -> bool:
 
     from lead_ray.progress import read_metrics
 
-    runs = sorted((out / "cells" / cell).glob("seed-*/train/metrics.jsonl"))
-    if not runs:
+    found = {c: [rs for f in sorted((out / "cells" / c).glob("seed-*/train/metrics.jsonl")) if (rs := read_metrics(f))]
+             for c in cells}
+    found = {c: runs for c, runs in found.items() if runs}
+    if not found:
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for run in runs:
-        seed = run.parent.parent.name
-        records = read_metrics(run)
-        for ax, key, side in ((axes[0], "layer_kl", 0), (axes[1], "layer_weights", 1)):
-            series: dict[int, list[tuple[int, float]]] = defaultdict(list)
-            for r in records:
-                for pair, v in zip(r.get("pairs", []), r.get(key, [])):
-                    series[pair[side]].append((r["step"], v))
-            for layer, pts in sorted(series.items()):
-                xs, ys = zip(*pts)
-                w = 10
-                smooth = [statistics.fmean(ys[max(0, i - w + 1): i + 1]) for i in range(len(ys))]
-                ax.plot(xs, smooth, lw=1, label=f"{seed} {'student' if side == 0 else 'teacher'} layer {layer}")
-    axes[0].set(xlabel="optimizer step", ylabel="KL(teacher layer || student layer)",
-                title=f"{cell}: per-layer KL (by student layer)")
-    axes[1].set(xlabel="optimizer step", ylabel="weight a_k", title="re-weighting weight (by teacher layer)")
-    for ax in axes:
-        ax.legend(fontsize=6, ncol=2)
+    fig, axes = plt.subplots(len(found), 2, figsize=(11, 3.6 * len(found)), squeeze=False, layout="constrained")
+    for row, (cell, runs) in zip(axes, found.items()):
+        for ax, key, side in ((row[0], "layer_kl", 0), (row[1], "layer_weights", 1)):
+            for layer, (xs, mean, std) in layer_series(runs, key, side).items():
+                line, = ax.plot(xs, mean, lw=1.2, label=f"{'student' if side == 0 else 'teacher'} layer {layer}")
+                ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+            ax.legend(fontsize=6, ncol=2)
+        row[0].set(xlabel="optimizer step", ylabel="KL(teacher layer || student layer)",
+                   title=f"{cell} ({len(runs)} seeds): KL by student layer")
+        row[1].set(xlabel="optimizer step", ylabel="weight a_k", title=f"{cell}: re-weighting weight by teacher layer")
+        for ax in row:
+            ax.title.set_fontsize(9)
     _save(fig, path)
     plt.close(fig)
     return True
@@ -323,7 +360,7 @@ def setup_block(out: Path) -> str:
     return "\n".join(lines) or "(no invocation recorded)"
 
 
-def write_results(out: Path, docs: Path, plot_cell: str = "de/teacher-init/lead") -> Path:
+def write_results(out: Path, docs: Path, plot_cells: tuple[str, ...] = LAYER_PLOT_CELLS) -> Path:
     """Regenerate the tables and plots of docs/results.md from `out`."""
     from quality_grid import all_cells
 
@@ -331,7 +368,7 @@ def write_results(out: Path, docs: Path, plot_cell: str = "de/teacher-init/lead"
     records, alignment = load_records(out), load_alignment(out)
     t_rows, t_ndcg = teacher_rows(out)
     order = [c.name for c in all_cells() if not c.warmup]
-    main = [c for c in order if c.rsplit("/", 1)[1] in METHOD_ORDER and "own-tokenizer" not in c]
+    main = [c for c in order if c.rsplit("/", 1)[1] in METHOD_ORDER]
     extra = [c for c in order if c not in main]
     student_cols = ["cell", "seeds", *(f"test {m}" for m in METRICS), "nDCG@10 / teacher", "dev nDCG@10",
                     "train s/run", "eval s/run"]
@@ -347,7 +384,7 @@ def write_results(out: Path, docs: Path, plot_cell: str = "de/teacher-init/lead"
                       else "(no ablation or further cell has been run into this folder yet)"),
         "ablations-paired": (markdown_table(rows, paired_cols) if (rows := ablation_paired_rows(records))
                              else "(no ablation has been run on the seeds of its group's core cells yet)"),
-        "losses": (markdown_table(rows, ["cell", "steps", "contrastive", "response", "layer",
+        "losses": (markdown_table(rows, ["cell", "seeds", "steps", "contrastive", "response", "layer",
                                          "KL student block 0", "KL student block 1", "train acc"])
                    if (rows := loss_rows(out, [c for c in order if records.get(c)])) else "(no training run yet)"),
         "alignment": (markdown_table(rows, list(rows[0])) if (rows := alignment_rows(alignment, order))
@@ -357,7 +394,7 @@ def write_results(out: Path, docs: Path, plot_cell: str = "de/teacher-init/lead"
     }
     if bar_chart(records, main + extra, t_ndcg, docs / "results-students.png"):
         blocks["plots"] = "![test nDCG@10 of every student cell](results-students.png)\n"
-    if layer_plot(out, plot_cell, docs / "results-layers.png"):
+    if layer_plot(out, plot_cells, docs / "results-layers.png"):
         blocks["plots"] = blocks.get("plots", "") + "\n![per-layer KL and layer weights](results-layers.png)\n"
     target = docs / "results.md"
     text = target.read_text(encoding="utf-8") if target.is_file() else "# SciFact quality results\n"

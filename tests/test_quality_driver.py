@@ -233,11 +233,28 @@ def test_report_pairs_ablations_with_their_group_and_averages_loss_terms_by_stud
                   "layer_kl": [0.1 * (i + 1), 1.0 + shift]} for i in range(4)]
         (run / "metrics.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines), encoding="utf-8")
     first, last = loss_rows(tmp_path, ["g/lead", "g/missing"], last=2)
-    assert (first["steps"], last["steps"]) == ("first 2", "last 2")
+    assert (first["seeds"], first["steps"], last["steps"]) == (2, "first 2", "last 2")
     assert first["contrastive"] == "2.250"  # steps 1-2 of both seeds: (2.0 + 1.5 + 3.0 + 2.5) / 4
     assert last["contrastive"] == "1.250"
     assert first["KL student block 0"] == "0.150" and last["KL student block 0"] == "0.350"
     assert last["KL student block 1"] == "1.500"
+
+
+def test_layer_series_average_seeds_over_the_steps_a_randomly_drawn_layer_was_paired():
+    from quality_report import layer_series
+
+    # seed A pairs teacher layer 3 on steps 1 and 3 only; seed B on steps 1-3
+    seed_a = [{"step": 1, "pairs": [[0, 3]], "layer_weights": [0.2]}, {"step": 2, "pairs": [[0, 1]], "layer_weights": [0.9]},
+              {"step": 3, "pairs": [[0, 3]], "layer_weights": [0.4]}]
+    seed_b = [{"step": i, "pairs": [[0, 3]], "layer_weights": [0.6]} for i in (1, 2, 3)]
+    series = layer_series([seed_a, seed_b], "layer_weights", side=1, window=2)
+    xs, mean, std = series[3]
+    assert list(xs) == [1, 2, 3]
+    # step 1: (0.2 + 0.6) / 2; step 2: seed B only; step 3: seed A smooths its two paired steps (0.2, 0.4)
+    assert mean == pytest.approx([0.4, 0.6, 0.45]) and std == pytest.approx([0.2, 0.0, 0.15])
+    xs, mean, _ = series[1]
+    assert list(xs) == [2] and mean == pytest.approx([0.9])
+    assert set(layer_series([seed_a], "layer_weights", side=0)) == {0}
 
 
 def test_teacher_layer_rows_list_every_kind_in_grid_order_with_its_uniform_entropy():
