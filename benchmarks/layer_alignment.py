@@ -22,6 +22,7 @@ writes DIR/layer_alignment.json ({cell: {seed: {"s<block>": {"t<layer>"|"final":
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 from pathlib import Path
 
@@ -109,25 +110,28 @@ def as_dict(matrix: torch.Tensor) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/quality"))
-    p.add_argument("--cells", nargs="*", default=["*/*/*"], help="glob patterns of cell names (default: all)")
+    p.add_argument("--cells", nargs="*", default=["*"],
+                   help="glob patterns of cell names, matched as benchmarks/quality.py matches them "
+                        "('*' also spans '/': 'colbert/*' is every ColBERT cell; default: all)")
     p.add_argument("--batches", type=int, default=16)
     args = p.parse_args(argv)
     path = args.out / FILE
     result = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     torch.set_num_threads(1)
-    for pattern in args.cells:
-        for record in sorted((args.out / "cells").glob(f"{pattern}/seed-*/record.json")):
-            rec = json.loads(record.read_text(encoding="utf-8"))
-            key = (rec["cell"], str(rec["seed"]))
-            # one profile per teacher (the same batches for all its cells)
-            who = teacher_key(key[0].split("/")[0], record.parent / "train", rec["seed"])
-            if key[1] in result.get(key[0], {}) and who in result.get(TEACHER, {}):
-                continue
-            matrix, profile = run_alignment(args.out, record.parent / "train", args.batches)
-            result.setdefault(key[0], {})[key[1]] = as_dict(matrix)
-            result.setdefault(TEACHER, {})[who] = profile
-            print(f"{key[0]} seed {key[1]}: " + json.dumps(result[key[0]][key[1]]), flush=True)
-            atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True))
+    for record in sorted((args.out / "cells").glob("*/*/*/seed-*/record.json")):
+        rec = json.loads(record.read_text(encoding="utf-8"))
+        if not any(fnmatch.fnmatch(rec["cell"], pattern) for pattern in args.cells):
+            continue
+        key = (rec["cell"], str(rec["seed"]))
+        # one profile per teacher (the same batches for all its cells)
+        who = teacher_key(key[0].split("/")[0], record.parent / "train", rec["seed"])
+        if key[1] in result.get(key[0], {}) and who in result.get(TEACHER, {}):
+            continue
+        matrix, profile = run_alignment(args.out, record.parent / "train", args.batches)
+        result.setdefault(key[0], {})[key[1]] = as_dict(matrix)
+        result.setdefault(TEACHER, {})[who] = profile
+        print(f"{key[0]} seed {key[1]}: " + json.dumps(result[key[0]][key[1]]), flush=True)
+        atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True))
 
 
 if __name__ == "__main__":

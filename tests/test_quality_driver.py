@@ -180,6 +180,9 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
 
     import layer_alignment
 
+    layer_alignment.main(["--out", str(out), "--batches", "1", "--cells", "de/*response"])  # '*' spans '/'
+    first = json.loads((out / "layer_alignment.json").read_text(encoding="utf-8"))
+    assert sorted(c for c in first if c != "_teacher") == ["de/teacher-init/response"]
     layer_alignment.main(["--out", str(out), "--batches", "1"])
     aligned = json.loads((out / "layer_alignment.json").read_text(encoding="utf-8"))
     profile = aligned.pop("_teacher")["de"]  # the tiny teacher's 3 layers + its final scores
