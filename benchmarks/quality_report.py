@@ -154,16 +154,21 @@ def ablation_paired_rows(records: dict) -> list[dict]:
 LOSS_KEYS = ("loss_contrastive", "loss_response", "loss_layer")
 
 
+def cell_metrics(out: Path, cell: str) -> list[list[dict]]:
+    """Every seed's training log (metrics.jsonl) of `cell`, in seed order; empty logs left out."""
+    from lead_ray.progress import read_metrics
+
+    runs = (read_metrics(f) for f in sorted((out / "cells" / cell).glob("seed-*/train/metrics.jsonl")))
+    return [r for r in runs if r]
+
+
 def loss_rows(out: Path, cells: list[str], last: int = 30) -> list[dict]:
     """What each loss term had come down to: means over the first and the last `last` optimizer
     steps of every seed's metrics.jsonl, and the layer KL by *student* block (a block's KL is
     averaged over whichever teacher layers it was paired with)."""
-    from lead_ray.progress import read_metrics
-
     rows = []
     for cell in cells:
-        runs = [read_metrics(f) for f in sorted((out / "cells" / cell).glob("seed-*/train/metrics.jsonl"))]
-        runs = [r for r in runs if r]
+        runs = cell_metrics(out, cell)
         if not runs:
             continue
         for label, pick in (("first", lambda rs: rs[:last]), ("last", lambda rs: rs[-last:])):
@@ -311,11 +316,7 @@ def layer_plot(out: Path, cells: tuple[str, ...], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lead_ray.progress import read_metrics
-
-    found = {c: [rs for f in sorted((out / "cells" / c).glob("seed-*/train/metrics.jsonl")) if (rs := read_metrics(f))]
-             for c in cells}
-    found = {c: runs for c, runs in found.items() if runs}
+    found = {c: runs for c in cells if (runs := cell_metrics(out, c))}
     if not found:
         return False
     fig, axes = plt.subplots(len(found), 2, figsize=(11, 3.6 * len(found)), squeeze=False, layout="constrained")
