@@ -4,7 +4,7 @@ pipeline (1 and 2 actors), same model, data and max length; plus peak memory at 
 Methods, each in a fresh process whose whole process tree (Ray's raylet, workers and actors
 included) is sampled for RSS and PSS every 0.5 s:
     a   SentenceTransformer(model).encode(texts, batch_size)          (the reference)
-    b   lead_ray.encoding.encode_corpus: CorpusEncoder in one process, shards written
+    b   lead_ray.corpus.encode.encode_corpus: CorpusEncoder in one process, shards written
     c1  lead_ray.distributed.encode.run_encoding: 1 actor x 2 torch threads
     c2  run_encoding: 2 actors x 1 torch thread (cpus_per_actor=1; reads take no CPU)
 Data: a real collection (BEIR layout, default ../shared/data/msmarco-dl19-pool, real MS MARCO
@@ -59,7 +59,7 @@ def replicate(source: Path, n: int, target: Path) -> Path:
 def student_folder(work: Path) -> Path:
     """The 2-layer student: MiniLM-L6's embeddings and first two blocks (mean pooling, normed)."""
     from lead_ray.config import ModelSource, StudentConfig, TeacherConfig
-    from lead_ray.modeling import build_student, build_teacher, save_model
+    from lead_ray.models.build import build_student, build_teacher, save_model
     from lead_ray.storage import atomic_dir
 
     folder = work / "student-2l"
@@ -99,7 +99,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         import numpy as np
         from sentence_transformers import SentenceTransformer
 
-        from lead_ray.modeling.tokenize import passage_text
+        from lead_ray.data.corpus import passage_text
 
         t = time.perf_counter()
         model = SentenceTransformer(args.model, device="cpu")
@@ -116,7 +116,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     stamps: list[float] = []
     t, t_epoch = time.perf_counter(), time.time()
     if args.method == "b":
-        from lead_ray.encoding import encode_corpus
+        from lead_ray.corpus.encode import encode_corpus
 
         manifest = encode_corpus(cfg, args.model, store, args.out, progress=False,
                                  on_shard=lambda s, e: stamps.append(time.perf_counter()))
@@ -226,7 +226,7 @@ def check_same_model(results: list[dict], work: Path, model: Path, store: Path) 
     """Max |ST - CorpusEncoder| over the first 256 vectors: both must run the same model."""
     import numpy as np
 
-    from lead_ray.embeddings import read_shard
+    from lead_ray.corpus.embeddings import read_shard
 
     st = np.load(work / f"emb-{label(model)}-{store.name}-a" / "st-head.npy")
     _, _, ours = read_shard(work / f"emb-{label(model)}-{store.name}-b" / "shard-00000.parquet")
@@ -238,7 +238,7 @@ def tokenize_rate(store: Path, model: Path, max_length: int) -> float:
     from transformers import AutoTokenizer
 
     from lead_ray.data.store import CorpusStore
-    from lead_ray.modeling.tokenize import passage_text
+    from lead_ray.data.corpus import passage_text
 
     tok = AutoTokenizer.from_pretrained(str(model))
     s = CorpusStore.open(store)

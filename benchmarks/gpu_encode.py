@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from lead_ray.config import BuildSpec, ModelSource, TeacherConfig
-from lead_ray.encoding import CorpusEncoder, split_passages
-from lead_ray.modeling import build_teacher, save_model
+from lead_ray.corpus.encode import CorpusEncoder, split_passages
+from lead_ray.models.build import build_teacher, save_model
 
 
 def passages(n: int, data: Path | None, tokenizer, seed: int = 0) -> list[str]:

@@ -144,14 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.workers is None:
         args.workers = 2 if args.cpu else torch.cuda.device_count()
-    from lead_ray.distributed.train import run_training
+    from lead_ray.stages.dispatch import run_stage
+    from lead_ray.stages.run import Run
 
     os.chdir(REPO)  # the config names configs/deepspeed/*.json relative to the repository
     out = args.out or Path(tempfile.mkdtemp(prefix="lead-gpu-train-"))
     data = write_collection(out / "collection", docs=4000, queries=2000)
-    cfg = build_config(args, data)
-    run_training(cfg, out / "train", progress=True)
-    result = summarize(out / "train", cfg)
+    run = Run(build_config(args, data), out / "run", progress=True)
+    run_stage(run, "train")  # Ray Train (build_config sets train.backend: ray)
+    result = summarize(run.layout.train, run.cfg)
     device = "CPU" if args.cpu else torch.cuda.get_device_name(0)
     result["device"] = f"{args.workers} x {device}"
     result["models"] = (

@@ -31,7 +31,7 @@ from quality_report import ALIGNMENT_FILE as FILE  # the report reads what this 
 from quality_report import ALIGNMENT_TEACHER as TEACHER
 
 from lead_ray.config import load_config
-from lead_ray.losses import kl_divergence, layer_ranking_loss
+from lead_ray.distill.losses import kl_divergence, layer_ranking_loss
 from lead_ray.storage import atomic_write_text
 
 
@@ -65,15 +65,16 @@ def teacher_profile(layers: torch.Tensor, labels: torch.Tensor, temperature: flo
 def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[torch.Tensor, dict]:
     """The mean alignment matrix of the student trained in `run` (a cell's train/ folder), and the
     teacher's per-layer profile (`teacher_profile`, final scores last) on the same batches."""
-    from lead_ray.data.prepare import prepare_training_data
-    from lead_ray.training import build_lead_model
+    from lead_ray.distill.lead_model import build_lead_model
+    from lead_ray.stages.layout import RunLayout
+    from lead_ray.stages.run import Run
 
     settings = [f"student.model={{path: {run / 'student'}}}", f"train.seed={seed}"]
     if (run / "teacher").is_dir():  # trained with the student: align with that teacher, not its start
         settings.append(f"teacher.model={{path: {run / 'teacher'}}}")
-    cfg = load_config(run / "config.yaml", settings)
-    data = prepare_training_data(cfg, run, cache_dir=out / "corpus", examples_path=out / "mine" / "examples.jsonl")
-    model = build_lead_model(cfg).eval()
+    cfg = load_config(run / "config.yaml", settings)  # names the mined examples it trained on
+    data = Run(cfg, RunLayout(run.parent, corpus_dir=out / "corpus"), progress=False).training_data()
+    model = build_lead_model(cfg).eval()  # the live frozen teacher (what its cache holds)
     ls, lt = model.student.num_layers, model.teacher.num_layers
     total = torch.zeros(ls + 1, lt + 1)
     profile = {k: torch.zeros(lt + 1) for k in ("entropy", "rank_loss", "std")}

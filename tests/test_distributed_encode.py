@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lead_ray.config import ConfigError
-from lead_ray.encoding import encode_corpus
+from lead_ray.corpus.encode import encode_corpus
 from test_encoding import build_store, config, corpus_rows, read_all, tiny_model
 
 pytestmark = pytest.mark.ray

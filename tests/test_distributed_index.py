@@ -8,8 +8,8 @@ import pytest
 
 from lead_ray.config import Config, IndexConfig
 from lead_ray.distributed.index import run_indexing, run_search_parallel
-from lead_ray.embeddings import finalize, write_shard
-from lead_ray.search import search_index
+from lead_ray.corpus.embeddings import finalize, write_shard
+from lead_ray.corpus.search import search_index
 
 pytestmark = pytest.mark.ray
 
@@ -50,7 +50,7 @@ def test_ray_built_shards_equal_one_flat_index(ray_local, tmp_path, corpus):
         np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-5)
 
     rerun = run_indexing(cfg, folder, tmp_path / "ix")
-    assert rerun["last_run"] == {"built": [], "skipped": [0, 1, 2, 3]}
+    assert {k: rerun["last_run"][k] for k in ("built", "skipped")} == {"built": [], "skipped": [0, 1, 2, 3]}
 
 
 def test_ray_ivf_shards_share_one_quantizer(ray_local, tmp_path, corpus):
@@ -65,7 +65,7 @@ def test_ray_ivf_shards_share_one_quantizer(ray_local, tmp_path, corpus):
     np.testing.assert_array_equal(par_ids, loc_ids)
     np.testing.assert_array_equal(par_scores, loc_scores)
 
-    from lead_ray.indexing import build_index
+    from lead_ray.corpus.index import build_index
 
     local = build_index(folder, tmp_path / "local", cfg)
     assert [e["sha256"] for e in local["shards"]] == [e["sha256"] for e in manifest["shards"]]

@@ -5,8 +5,9 @@ What is proven here, on 2 CPU workers (gloo) of the session's local Ray:
   gather candidates across workers, persist both ranks' shards and export a student folder
   that `AutoModel.from_pretrained` loads;
 - one worker (DDP path and ZeRO-2 path) reproduces the local loop's loss curve and weights;
-- a worker killed after the first checkpoint is restarted from it (not from step 0), and the
-  run's losses equal the uninterrupted run's step by step (same data order, layer pairs, RNG);
+- a worker killed (SIGKILL from outside) after the first checkpoint is restarted from it (not
+  from step 0), and the run's losses equal the uninterrupted run's step by step (same data
+  order, layer pairs, RNG);
 - ZeRO-3 with a frozen teacher resumes on a rerun of the same --out, and its consolidated student
   equals DeepSpeed's own zero_to_fp32 reconstruction, its teacher the untouched initial one;
 - gathered in-batch negatives (ColBERT tokens and masks included) give the loss and gradients of
@@ -41,6 +42,15 @@ ZERO2 = [
 
 def tiny(*overrides: str):
     return load_config(TINY, list(overrides))
+
+
+def train(cfg, root: Path) -> tuple[dict, Path]:
+    """The train stage (on Ray when the config says so) on the run folder `root`: the
+    manifest and the train folder."""
+    from lead_ray.stages.dispatch import run_stage
+    from lead_ray.stages.run import Run
+
+    return run_stage(Run(cfg, root, progress=False), "train"), root / "train"
 
 
 def records(out: Path) -> list[dict]:
@@ -172,7 +182,7 @@ def _gather_worker(rank: int, world: int, cfg_dict: dict, folder: str, port: int
 
     from lead_ray.config import Config
     from lead_ray.distributed.gather import all_gather_with_grad
-    from lead_ray.training import build_lead_model
+    from lead_ray.distill.lead_model import build_lead_model
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -196,7 +206,7 @@ def test_gathered_negatives_equal_one_process_with_the_global_batch(tmp_path):
     import torch.multiprocessing as mp
     from safetensors.torch import load_file
 
-    from lead_ray.training import build_lead_model
+    from lead_ray.distill.lead_model import build_lead_model
 
     cfg = tiny("teacher.kind=colbert", "lead.reweight=false", "train.threads=1")
     mp.spawn(_gather_worker, args=(2, cfg.to_dict(), str(tmp_path), _free_port()), nprocs=2)
@@ -222,7 +232,7 @@ def test_gathered_negatives_equal_one_process_with_the_global_batch(tmp_path):
 def test_gather_switch_keeps_candidates_local():
     """train.gather=false: each worker scores its own passages only (no collective is called)."""
     from lead_ray.distributed.gather import all_gather_with_grad
-    from lead_ray.training import build_lead_model
+    from lead_ray.distill.lead_model import build_lead_model
 
     model = build_lead_model(tiny("train.gather=false"), all_gather_with_grad, rank=1, world=2)
     loss, metrics = model(_batch(range(3, 6)), [(0, 1)])
@@ -250,14 +260,14 @@ def zero2_run(ray_local, tmp_path_factory):
     finally:
         os.chdir(cwd)
     assert result.exit_code == 0, result.output
-    return out
+    return out / "train"
 
 
 @pytest.mark.ray
 def test_two_zero2_workers_learn_gather_and_export(zero2_run):
     from transformers import AutoModel
 
-    from lead_ray.losses import layer_pairs
+    from lead_ray.distill.losses import layer_pairs
 
     out = zero2_run
     log = records(out)
@@ -294,44 +304,37 @@ def test_two_zero2_workers_learn_gather_and_export(zero2_run):
 
 @pytest.mark.ray
 def test_killed_worker_resumes_from_the_checkpoint(zero2_run, tmp_path):
+    from conftest import WorkerKiller, logged_step
     from transformers import AutoModel
 
-    from lead_ray.distributed.train import run_training
-
-    out = tmp_path / "run"
-    cfg = tiny(*ZERO2, "train.fail_at_step=7", "train.max_failures=1",
-               "train.export_every_checkpoint=true")  # fmt: skip
+    cfg = tiny(*ZERO2, "train.max_failures=1", "train.export_every_checkpoint=true")
+    train_dir = tmp_path / "run" / "train"
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
-        manifest = run_training(cfg, out, progress=False)
+        with WorkerKiller(lambda: logged_step(train_dir) >= 4 and logged_step(train_dir)) as killer:
+            manifest, out = train(cfg, tmp_path / "run")
     finally:
         os.chdir(cwd)
     assert manifest["complete"] and manifest["steps"] == STEPS
-    assert (out / ".fail-at-step-7.done").is_file()  # rank 1 did exit once
+    assert killer.killed and killer.at >= 4  # a worker died after a checkpoint
     log = records(out)
     assert [r["step"] for r in log] == list(range(1, STEPS + 1))
-    # steps 5.. were (re)computed by the restarted workers, which resumed from step 4's checkpoint
-    assert [r["resumed_from"] for r in log] == [0] * 4 + [4] * (STEPS - 4)
+    # the restarted workers resumed from the newest checkpoint before the kill, not from step 0
+    resumed = max(r["resumed_from"] for r in log)
+    assert resumed in (4, 8) and resumed >= killer.at
+    assert [r["resumed_from"] for r in log] == [0] * resumed + [resumed] * (STEPS - resumed)
     baseline = records(zero2_run)  # the same config without the failure
     assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in baseline], rel=1e-5)
     # export_every_checkpoint: each kept checkpoint also holds a loadable student folder
     for name in ("step-00000008", "step-00000012"):
-        assert (
-            AutoModel.from_pretrained(
-                out / "checkpoints" / name / "student"
-            ).config.num_hidden_layers
-            == 2
-        )
+        student = AutoModel.from_pretrained(out / "checkpoints" / name / "student")
+        assert student.config.num_hidden_layers == 2
 
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    from lead_ray.training import fit_local
-
-    out = tmp_path_factory.mktemp("local") / "run"
-    fit_local(tiny("train.steps=6", "train.grad_clip=0"), out, progress=False)
-    return out
+    return train(tiny(f"train.steps={STEPS}", "train.grad_clip=0"), tmp_path_factory.mktemp("local"))[1]
 
 
 @pytest.mark.ray
@@ -340,32 +343,35 @@ def test_one_worker_reproduces_the_local_loop(ray_local, local_run, tmp_path, st
     """Same seed, world size 1: the DDP path and the ZeRO-2 path give the local loop's losses and
     weights (clipping off: DeepSpeed clips the global norm, the local loop each model's).
 
-    The DDP run is also interrupted: its only worker dies at step 5 with no restarts allowed, so
-    `fit` fails; rerunning the same command on the same --out resumes from step 3's checkpoint,
-    and the curve still equals the uninterrupted local one."""
+    The DDP run is also interrupted: its only worker is killed after the first checkpoint with no
+    restarts allowed, so `fit` fails; rerunning the same command on the same --out resumes from
+    the newest checkpoint, and the curve still equals the uninterrupted local one."""
+    from conftest import WorkerKiller, latest_checkpoint_step, logged_step
     from ray.train import TrainingFailedError
     from safetensors.torch import load_file
 
-    from lead_ray.distributed.train import run_training
-
-    out = tmp_path / "run"
     cfg = tiny(
-        "train.steps=6",
+        f"train.steps={STEPS}",
         "train.grad_clip=0",
         "train.backend=ray",
         "train.workers=1",
         f"train.deepspeed.stage={stage}",
         "train.checkpoint_every=3",
-        *(["train.fail_at_step=5", "train.max_failures=0"] if interrupted else []),
+        *(["train.max_failures=0"] if interrupted else []),
     )
+    out = tmp_path / "run" / "train"
+    killed_at = 0
     if interrupted:
-        with pytest.raises(TrainingFailedError):
-            run_training(cfg, out, progress=False)
+        with WorkerKiller(lambda: logged_step(out) >= 3) as killer:
+            with pytest.raises(TrainingFailedError):
+                train(cfg, tmp_path / "run")
         assert not (out / "manifest.json").exists() and not (out / "student").exists()
-    run_training(cfg, out, progress=False)
+        killed_at = latest_checkpoint_step(out)
+        assert killer.killed and 3 <= killed_at < STEPS
+    train(cfg, tmp_path / "run")
     ray_log, local_log = records(out), records(local_run)
-    assert [r["step"] for r in ray_log] == [r["step"] for r in local_log] == list(range(1, 7))
-    starts = [0] * 3 + [3] * 3 if interrupted else [0] * 6
+    assert [r["step"] for r in ray_log] == [r["step"] for r in local_log] == list(range(1, STEPS + 1))
+    starts = [0] * killed_at + [killed_at] * (STEPS - killed_at)
     assert [r["resumed_from"] for r in ray_log] == starts
     for key in ("loss", "loss_contrastive", "loss_response", "loss_layer", "lr"):
         expected = pytest.approx([r[key] for r in local_log], rel=1e-5, abs=1e-7)
@@ -384,10 +390,8 @@ def test_zero3_frozen_teacher_exports_full_weights(ray_local, tmp_path):
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     from safetensors.torch import load_file
 
-    from lead_ray.distributed.train import run_training
-    from lead_ray.training import build_lead_model
+    from lead_ray.distill.lead_model import build_lead_model
 
-    out = tmp_path / "run"
     cfg = tiny(
         "train.backend=ray",
         "train.workers=2",
@@ -396,7 +400,7 @@ def test_zero3_frozen_teacher_exports_full_weights(ray_local, tmp_path):
         "train.steps=3",
         "train.checkpoint_every=3",
     )
-    run_training(cfg, out, progress=False)
+    _, out = train(cfg, tmp_path / "run")
     log = records(out)
     assert [r["step"] for r in log] == [1, 2, 3] and all(r["candidates"] == 32 for r in log)
     assert all(r["loss_teacher"] == 0 for r in log)  # a frozen teacher has no loss of its own

@@ -1,4 +1,4 @@
-"""Embedding shards: round trip (float32 and float16), manifest, completeness checks, DocIdMap."""
+"""Embedding shards: round trip (float32 and float16), manifest, completeness checks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lead_ray.data.errors import DataError
-from lead_ray.embeddings import (
-    DocIdMap,
+from lead_ray.corpus.embeddings import (
     complete_shards,
     finalize,
     iter_shards,
@@ -140,29 +139,3 @@ def test_unreadable_shard_names_the_file_and_field(tmp_path):
         read_vectors(wrong)
     with pytest.raises(DataError, match="not found"):
         read_vectors(tmp_path / "missing.parquet")
-
-
-def test_doc_id_map_from_shards_in_any_order(tmp_path):
-    x = _vectors(30, 4)
-    # shards written out of order, and doc_idx that is not 0..N-1 (offset by 1000, with a gap)
-    idx = np.concatenate([np.arange(1000, 1010), np.arange(1020, 1040)])
-    entries = [
-        write_shard(tmp_path, 1, idx[10:], [f"p{i}" for i in idx[10:]], x[10:]),
-        write_shard(tmp_path, 0, idx[:10], [f"p{i}" for i in idx[:10]], x[:10]),
-    ]
-    finalize(tmp_path, entries)
-    id_map = DocIdMap.from_folder(tmp_path)
-    assert len(id_map) == 30
-    query = np.array([[1039, 1000], [1020, 1009]])
-    assert id_map.lookup(query).tolist() == [["p1039", "p1000"], ["p1020", "p1009"]]
-    with pytest.raises(KeyError, match="1015"):
-        id_map.lookup(np.array([1001, 1015]))
-
-
-def test_doc_id_map_from_ids_is_positional():
-    id_map = DocIdMap.from_ids(pa.array(["a", "b", "c"]))
-    assert id_map.lookup(np.array([2, 0, 1])).tolist() == ["c", "a", "b"]
-    with pytest.raises(KeyError):
-        id_map.lookup(np.array([3]))
-    with pytest.raises(ValueError, match="repeat"):
-        DocIdMap(np.array([0, 1, 1]), ["a", "b", "c"])

@@ -16,17 +16,17 @@ import torch
 
 from lead_ray.config import BuildSpec, Config, ConfigError, ModelSource, TeacherConfig
 from lead_ray.data.store import CorpusStore
-from lead_ray.embeddings import iter_shards, read_shard
-from lead_ray.encoding import (
+from lead_ray.corpus.embeddings import iter_shards, read_shard
+from lead_ray.corpus.ids import IdMap
+from lead_ray.corpus.encode import (
     CorpusEncoder,
     encode_corpus,
     encode_queries,
     load_dual_encoder,
-    maxp_document_rows,
     split_passages,
 )
-from lead_ray.modeling import build_teacher, save_model
-from lead_ray.modeling.tokenize import passage_text
+from lead_ray.models.build import build_teacher, save_model
+from lead_ray.data.corpus import passage_text
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ("river stone light market garden protein cell winter signal method paper bridge "
@@ -259,7 +259,7 @@ def test_sigkill_mid_run_then_rerun_finishes(models, store, tmp_path):
         import os, signal
         from lead_ray.config import Config
         from lead_ray.data.store import CorpusStore
-        from lead_ray.encoding import encode_corpus
+        from lead_ray.corpus.encode import encode_corpus
         cfg = Config.from_dict({config().to_dict()!r})
         def kill(shard, entry):
             if shard == 1:
@@ -286,7 +286,7 @@ def test_maxp_corpus_keeps_each_document_in_its_shard(models, store, tmp_path):
     assert manifest["maxp"] and manifest["maxp_passages"] == 3 and manifest["rows"] > 300
     for entry, path in iter_shards(tmp_path / "emb"):
         doc_idx, doc_ids, _ = read_shard(path)
-        rows = maxp_document_rows(doc_idx, manifest)
+        rows = IdMap.for_embeddings(store.doc_ids, manifest).rows(doc_idx)
         lo = 64 * entry["shard"]
         assert set(rows) == set(range(lo, min(lo + 64, 300)))  # all docs, all their windows
         assert doc_ids == store.doc_ids.take(rows).to_pylist()

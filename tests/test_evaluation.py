@@ -15,7 +15,7 @@ from conftest import shared_data
 from typer.testing import CliRunner
 
 from lead_ray.data.runs import read_run, write_trec_run
-from lead_ray.evaluation import evaluate, format_table, parse_metrics
+from lead_ray.evaluation.metrics import evaluate, format_table, parse_metrics
 
 DL19_NDCG10 = {
     "BM25": 0.5058,

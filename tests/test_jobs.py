@@ -132,8 +132,8 @@ def test_submit_follow_runs_tiny_and_writes_outputs(with_token, tmp_path):
     assert (out / "config.yaml").is_file()
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["train"]["steps"] == 4
-    assert (out / "student" / "config.json").is_file()
-    assert list((out / "student").glob("*.safetensors"))
+    assert (out / "train" / "student" / "config.json").is_file()
+    assert list((out / "train" / "student").glob("*.safetensors"))
     # `lead jobs logs` returns this job's log: Ray's entrypoint line names the attached config,
     # and every line of it is what --follow streamed
     logs = runner.invoke(app, ["jobs", "logs", job_id, "--address", with_token])
@@ -171,7 +171,7 @@ def test_stop_ends_a_long_job(with_token, tmp_path):
     followed = runner.invoke(app, ["jobs", "logs", job_id, "--follow", "--address", with_token])
     assert followed.exit_code == jobs.EXIT_CODES["STOPPED"] == 3, followed.output
     # and the student of 100000 steps was never written
-    assert not (tmp_path / "long" / "student").exists()
+    assert not (tmp_path / "long" / "train" / "student").exists()
 
 
 @pytest.mark.ray

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lead_ray.config import LossWeights
-from lead_ray.losses import (
+from lead_ray.distill.losses import (
     contrastive_loss,
     kl_divergence,
     layer_pairs,

@@ -32,7 +32,8 @@ def test_pipeline_on_tiny_config_then_rerun_redoes_nothing(tmp_path):
     assert result.exit_code == 0, result.output
     assert "report:" in result.output
     for name in ("report.md", "metrics.json", "plots/loss.png", "plots/layer_kl.png", "plots/layer_weights.png",
-                 "runs/student.trec", "runs/student.tsv", "train/student/model.safetensors", "mine/examples.jsonl"):
+                 "runs/student/test.trec", "runs/student/test.tsv", "train/student/model.safetensors",
+                 "mine/examples.jsonl", "eval/student/test.json"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["headline"]) >= {"student", "student-init", "teacher", "teacher-init"}
@@ -41,7 +42,7 @@ def test_pipeline_on_tiny_config_then_rerun_redoes_nothing(tmp_path):
     report = (out / "report.md").read_text()
     assert "| student |" in report and "![loss](plots/loss.png)" in report
     # the TREC run has 6 columns and at most search.k lines per query
-    first = (out / "runs" / "student.trec").read_text().splitlines()[0].split()
+    first = (out / "runs" / "student" / "test.trec").read_text().splitlines()[0].split()
     assert len(first) == 6 and first[1] == "Q0"
 
     before = _files(out)

@@ -8,8 +8,8 @@ import pytest
 from faiss.contrib.datasets import SyntheticDataset
 
 from lead_ray.config import Config
-from lead_ray.indexing import make_index, needs_id_map
-from lead_ray.planner import (
+from lead_ray.corpus.index import make_index, needs_id_map
+from lead_ray.corpus.planner import (
     GiB,
     MiB,
     PlanError,

@@ -19,9 +19,9 @@ import yaml
 
 from lead_ray.config import BuildSpec, Config, ConfigError, ModelSource, TeacherConfig
 from lead_ray.data.batching import TrainBatch
-from lead_ray.modeling import build_teacher, save_model
-from lead_ray.modeling.cached import CachedDualEncoder, build_feature_cache, load_cached_teacher
-from lead_ray.training import build_lead_model
+from lead_ray.models.build import build_teacher, save_model
+from lead_ray.models.cached import CachedDualEncoder, build_feature_cache, load_cached_teacher
+from lead_ray.distill.lead_model import build_lead_model
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -51,13 +51,13 @@ def _teacher_cfg(folder: Path, cache: Path | None = None, **kw) -> TeacherConfig
 def test_cached_teacher_answers_exactly_what_the_live_teacher_computes(tiny_teacher, tmp_path):
     cache = build_feature_cache(_teacher_cfg(tiny_teacher), QUERIES, PASSAGES, tmp_path / "cache", batch_size=2)
     live = build_teacher(_teacher_cfg(tiny_teacher)).eval()
-    cached = load_cached_teacher(_teacher_cfg(tiny_teacher, cache))
+    cached = load_cached_teacher(_teacher_cfg(tiny_teacher, cache), cache)
     assert isinstance(cached, CachedDualEncoder)
     layers = [0, 2]
     queries, passages = [QUERIES[2], QUERIES[0]], [PASSAGES[4], PASSAGES[1], PASSAGES[0]]  # any order
     with torch.no_grad():
-        want = live.score(live.encode_queries(queries, layers), live.encode_passages(passages, layers))
-    got = cached.score(cached.encode_queries(queries, layers), cached.encode_passages(passages, layers))
+        want = live.score_encoded(live.encode_queries(queries, layers), live.encode_passages(passages, layers))
+    got = cached.score_encoded(cached.encode_queries(queries, layers), cached.encode_passages(passages, layers))
     torch.testing.assert_close(got.final, want.final, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got.layers, want.layers, atol=1e-5, rtol=1e-5)  # [2, 2, 3]
     assert got.layers.shape == (2, 2, 3)
@@ -68,9 +68,9 @@ def test_cached_teacher_answers_exactly_what_the_live_teacher_computes(tiny_teac
 def test_cache_refuses_another_teacher_setting_and_a_trainable_teacher(tiny_teacher, tmp_path):
     cache = build_feature_cache(_teacher_cfg(tiny_teacher), QUERIES, PASSAGES, tmp_path / "cache")
     with pytest.raises(ConfigError, match="another teacher or other settings"):
-        load_cached_teacher(_teacher_cfg(tiny_teacher, cache, max_doc_length=24))
+        load_cached_teacher(_teacher_cfg(tiny_teacher, cache, max_doc_length=24), cache)
     with pytest.raises(ConfigError, match="not a complete teacher feature cache"):
-        load_cached_teacher(_teacher_cfg(tiny_teacher, tmp_path / "nothing"))
+        load_cached_teacher(_teacher_cfg(tiny_teacher, tmp_path / "nothing"), tmp_path / "nothing")
     with pytest.raises(ValueError, match="frozen dual encoder"):
         TeacherConfig(model=str(tiny_teacher), cache=str(cache))  # trainable by default
 
@@ -85,8 +85,8 @@ def test_lead_loss_with_the_cache_equals_the_loss_with_the_live_frozen_teacher(t
                        [PASSAGES[0], PASSAGES[3], PASSAGES[1], PASSAGES[4]], per_query=2)
     pairs = [(0, 1), (1, 2)]
     losses = []
-    for cfg in (live_cfg, cached_cfg):
-        model = build_lead_model(cfg).eval()  # eval: no dropout, so both students match
+    for cfg, folder in ((live_cfg, None), (cached_cfg, cache)):
+        model = build_lead_model(cfg, teacher_cache=folder).eval()  # eval: no dropout, both students match
         loss, metrics = model(batch, pairs)
         losses.append((float(loss.detach()), metrics["layer_kl"], metrics["loss_response"]))
     assert losses[0][0] == pytest.approx(losses[1][0], abs=1e-5)
@@ -120,7 +120,7 @@ def _tiny_beir(tmp_path: Path, docs: int = 60) -> Path:
 
 
 def _tiny_base(tmp_path: Path, teacher: Path) -> Path:
-    base = yaml.safe_load((REPO / "configs" / "scifact-quality.yaml").read_text(encoding="utf-8"))
+    base = yaml.safe_load((REPO / "benchmarks" / "configs" / "scifact-quality.yaml").read_text(encoding="utf-8"))
     base["data"]["dev_fraction"] = 0.25
     for side in ("teacher", "student"):
         base[side].update(max_query_length=16, max_doc_length=32)
@@ -138,7 +138,7 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
     from quality_report import load_records
 
     from lead_ray.data.examples import read_examples
-    from lead_ray.progress import read_metrics
+    from lead_ray.distill.metrics_log import read_metrics
 
     out, docs = tmp_path / "out", tmp_path / "docs"
     argv = ["--budget", "smoke", "--out", str(out), "--config", str(_tiny_base(tmp_path, tiny_teacher)),
@@ -147,7 +147,7 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
 
     # dev is carved out of train: disjoint from the mined training queries and from test
     mined = {ex.query_id for ex in read_examples(out / "mine" / "examples.jsonl")}
-    runs = out / "systems" / "untuned" / "runs"
+    [runs] = list((out / "runs").iterdir())  # the un-tuned reference, evaluated where it mined
     dev, test = ({ln.split()[0] for ln in (runs / f"{s}.trec").read_text().splitlines()} for s in ("dev", "test"))
     assert mined and dev and test and not (mined & dev) and not (dev & test)
 
@@ -158,7 +158,7 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
         for rec in by_seed.values():
             assert 0.0 <= rec["test"]["nDCG@10"] <= 1.0 and rec["steps"] == 3
         cfg = yaml.safe_load((out / "cells" / cell / "seed-1" / "train" / "config.yaml").read_text())
-        assert cfg["teacher"]["cache"] == str(out / "cache" / "de")  # the frozen teacher is cached
+        assert cfg["teacher"]["cache"] == str(out / "cache" / "de" / "teacher-cache")  # cached frozen teacher
         assert cfg["teacher"]["model"] == str(out / "teachers" / "de" / "train" / "teacher")  # warmed up
         weights = cfg["lead"]["weights"]
         method = cell.rsplit("/", 1)[1]
@@ -192,7 +192,7 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
     # a teacher trained along with its student is evaluated too, and listed with the teachers
     quality.main([*argv, "--cells", "de/teacher-init/lead-joint", "--seeds", "1"])
     joint = out / "cells" / "de/teacher-init/lead-joint" / "seed-1"
-    assert (joint / "train" / "teacher").is_dir() and (joint / "teacher" / "eval" / "test.json").is_file()
+    assert (joint / "train" / "teacher").is_dir() and (joint / "eval" / "teacher" / "test.json").is_file()
 
     quality.main(["--out", str(out), "--report", "--docs", str(docs)])
     text = (docs / "results.md").read_text(encoding="utf-8")
@@ -204,7 +204,7 @@ def test_driver_runs_the_core_grid_end_to_end_and_writes_the_report(tiny_teacher
         assert f"<!-- quality:{block} -->" in text
     assert "de/teacher-init/lead | 2 |" in text and "lead − response" in text and " ± " in text
     assert "2-layer student before training" in text  # the row every teacher-init cell starts from
-    assert (out / "systems" / "student-init" / "eval" / "test.json").is_file()
+    assert (out / "systems" / "student-init" / "eval" / "student-init" / "test.json").is_file()
     assert (docs / "results-students.png").stat().st_size > 0 and (docs / "results-layers.png").stat().st_size > 0
     (docs / "results.md").write_text(text.replace("# SciFact quality results", "# Kept prose"), encoding="utf-8")
     quality.main(["--out", str(out), "--report", "--docs", str(docs)])
@@ -293,7 +293,7 @@ def test_teacher_profiles_keep_frozen_normalised_and_jointly_trained_teachers_ap
 def test_alignment_matrix_is_every_pairwise_kl_with_the_final_scores_last():
     from layer_alignment import alignment_matrix
 
-    from lead_ray.losses import kl_divergence
+    from lead_ray.distill.losses import kl_divergence
 
     g = torch.Generator().manual_seed(0)
     s_layers, t_layers = torch.randn(2, 4, 6, generator=g), torch.randn(3, 4, 6, generator=g) * 3

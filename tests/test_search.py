@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from lead_ray.config import IndexConfig
 from lead_ray.data.errors import DataError
-from lead_ray.embeddings import DocIdMap, finalize, write_shard
-from lead_ray.indexing import build_index
-from lead_ray.search import ann_recall, exact_search, search_index, set_search_params, to_run
+from lead_ray.corpus.embeddings import finalize, write_shard
+from lead_ray.corpus.ids import IdMap
+from lead_ray.corpus.index import build_index
+from lead_ray.corpus.search import ann_recall, exact_search, search_index, set_search_params
 from lead_ray.storage import read_manifest, write_manifest
 
 D = 24
@@ -127,10 +129,10 @@ def test_ann_recall_by_hand():
         ann_recall(ann[:2], exact, 3)
 
 
-def test_to_run_maps_doc_idx_to_doc_id(corpus):
-    folder, _, _ = corpus
+def test_id_map_turns_index_results_into_a_run():
+    ids = IdMap(pa.array([f"doc{i}" for i in range(1333)]))
     scores = np.array([[0.9, 0.5, -np.inf], [0.7, 0.6, 0.1]], np.float32)
-    doc_idx = np.array([[1332, 3, -1], [0, 301, 7]])
+    rows = np.array([[1332, 3, -1], [0, 301, 7]])
     expected = {
         "q1": [("doc1332", pytest.approx(0.9)), ("doc3", pytest.approx(0.5))],
         "q2": [
@@ -139,9 +141,7 @@ def test_to_run_maps_doc_idx_to_doc_id(corpus):
             ("doc7", pytest.approx(0.1)),
         ],
     }
-    assert to_run(["q1", "q2"], scores, doc_idx, DocIdMap.from_folder(folder)) == expected
-    ids_in_order = [f"doc{i}" for i in range(1333)]
-    run = to_run(["q1", "q2"], scores, doc_idx, ids_in_order)
+    run = ids.to_run(["q1", "q2"], scores, rows)
     assert run == expected and all(isinstance(d, str) for d, _ in run["q2"])
     with pytest.raises(ValueError, match="query ids"):
-        to_run(["q1"], scores, doc_idx, ids_in_order)
+        ids.to_run(["q1"], scores, rows)

@@ -192,8 +192,10 @@ def test_a_verb_writes_its_output_to_s3_through_jobs_run(s3):
                                    "--set", "train.steps=2", "--set", "train.checkpoint_every=1"])
     assert res.exit_code == 0, res.output
     files = listing(fs, run)
-    assert {"manifest.json", "config.yaml", "student/config.json", "student/model.safetensors"} <= set(files)
-    assert storage.is_complete(run) and storage.read_manifest(run)["steps"] == 2
+    assert {"config.yaml", "train/manifest.json", "train/config.yaml", "train/student/config.json",
+            "train/student/model.safetensors"} <= set(files)
+    train = storage.join(run, "train")
+    assert storage.is_complete(train) and storage.read_manifest(train)["steps"] == 2
     assert not [f for f in files if ".tmp-" in f]
 
 

@@ -17,7 +17,6 @@ import numpy as np
 
 from lead_ray.data.examples import Example
 from lead_ray.data.store import CorpusStore
-from lead_ray.modeling.tokenize import passage_text
 
 
 @dataclass
@@ -27,7 +26,6 @@ class TrainBatch:
     passage_ids: list[str]  # B * per_query, query-major, each query's positive first
     passages: list[str]  # B * per_query
     per_query: int  # 1 + negatives
-    teacher_scores: np.ndarray | None = None  # [B, per_query] cached teacher scores (if all have)
 
     def __len__(self) -> int:
         return len(self.query_ids)
@@ -61,44 +59,50 @@ class TrainingData:
             self._epoch_cache = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))}
         return self._epoch_cache[epoch]
 
-    def _negatives(self, ex: Example, step: int, slot: int) -> tuple[list[str], list[int] | None]:
-        """n negative ids and, for mined negatives, their positions in `ex.negative_ids`."""
+    def _negatives(self, ex: Example, step: int, slot: int) -> list[str]:
+        """n negative ids: drawn from the example's mined negatives, else from the corpus."""
         if self.negatives == 0:
-            return [], []
+            return []
         rng = np.random.default_rng([self.seed, 1, step, slot])
         if ex.negative_ids:
             pool = ex.negative_ids
             chosen = rng.choice(len(pool), self.negatives, replace=len(pool) < self.negatives).tolist()
-            return [pool[i] for i in chosen], chosen
+            return [pool[i] for i in chosen]
         positives = set(ex.positive_ids)
         out: list[str] = []
         while len(out) < self.negatives:  # random corpus negatives, never a positive
             idx = rng.integers(0, len(self.corpus), self.negatives * 2)
             out += [d for d in self.corpus.doc_ids.take(idx).to_pylist() if d not in positives]
-        return out[: self.negatives], None
+        return out[: self.negatives]
 
     def batch(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> TrainBatch:
         """Worker `rank`'s share of global step `step` (0-based)."""
         n = len(self.examples)
         first = step * batch_size * world
-        query_ids, queries, passage_ids, cached = [], [], [], []
+        query_ids, queries, passage_ids = [], [], []
         for pos in range(first + rank * batch_size, first + (rank + 1) * batch_size):
             ex = self.examples[self._order(pos // n)[pos % n]]
-            negs, chosen = self._negatives(ex, step, pos - first)
             query_ids.append(ex.query_id)
-            queries.append(ex.query if ex.query is not None else self.queries[ex.query_id])
-            passage_ids += [ex.positive_ids[0], *negs]
-            if ex.teacher_scores is not None and chosen is not None:
-                cached.append([ex.teacher_scores[0]] + [ex.teacher_scores[1 + i] for i in chosen])
-        scores = np.asarray(cached, dtype=np.float32) if len(cached) == batch_size else None
-        return TrainBatch(query_ids, queries, passage_ids, self._texts(passage_ids), 1 + self.negatives, scores)
+            queries.append(self.query_text(ex))
+            passage_ids += [ex.positive_ids[0], *self._negatives(ex, step, pos - first)]
+        return TrainBatch(query_ids, queries, passage_ids, self._texts(passage_ids), 1 + self.negatives)
+
+    def query_text(self, ex: Example) -> str:
+        return ex.query if ex.query is not None else self.queries[ex.query_id]
+
+    def passage_pool(self) -> list[str] | None:
+        """Every passage id a batch can draw (first positives and mined negatives), or None when
+        negatives come from the whole corpus (an example without mined negatives)."""
+        if self.negatives and not all(ex.negative_ids for ex in self.examples):
+            return None
+        ids = [ex.positive_ids[0] for ex in self.examples]
+        if self.negatives:
+            ids += [d for ex in self.examples for d in ex.negative_ids]
+        return list(dict.fromkeys(ids))
 
     def _texts(self, doc_ids: list[str]) -> list[str]:
         idx = self.corpus.idx_of(doc_ids)
         if (idx < 0).any():
             missing = [d for d, i in zip(doc_ids, idx) if i < 0][:3]
             raise ValueError(f"training examples name passages not in the corpus: {missing}")
-        titles, texts = self.corpus.get(idx)
-        if not self.title:
-            return list(texts)
-        return [passage_text(t, x) for t, x in zip(titles, texts)]
+        return self.corpus.texts(idx, self.title)

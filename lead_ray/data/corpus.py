@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,6 +56,18 @@ class Doc(NamedTuple):
     doc_id: str
     title: str
     text: str
+
+
+def passage_text(title: str | None, text: str) -> str:
+    """The text a passage is encoded as: `title text` (BEIR convention) or just `text`."""
+    return f"{title} {text}" if title else text
+
+
+def passage_texts(titles: Sequence[str | None], texts: Sequence[str], title: bool = True) -> list[str]:
+    """`passage_text` of every row; `title=False` (`data.title: false`) drops the titles."""
+    if not title:
+        return [str(t) for t in texts]
+    return [passage_text(h if isinstance(h, str) else None, str(t)) for h, t in zip(titles, texts, strict=True)]
 
 
 def iter_corpus(

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lead_ray.data.beir import corpus_file
-from lead_ray.data.corpus import iter_corpus_lines
+from lead_ray.data.corpus import iter_corpus_lines, passage_texts
 from lead_ray.data.errors import DataError
 from lead_ray.data.textio import OnError, ReadStats, check_on_error
 from lead_ray.storage import (
@@ -218,6 +218,11 @@ class CorpusStore:
             ):
                 titles[pos], texts[pos] = title, text
         return titles, texts
+
+    def texts(self, doc_idx: np.ndarray | Sequence[int], title: bool = True) -> list[str]:
+        """The passage text of the given rows as every model reads it (`title text`, or `text`
+        alone with `title=False`), in the given order: the one place ids become texts."""
+        return passage_texts(*self.get(doc_idx), title=title)
 
     def iter_batches(
         self, rows: int, start: int = 0, stop: int | None = None

@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lead_ray.checkpoint import export_model
+from lead_ray.models.build import export_model
 
 DS_DIR, DS_TAG = "deepspeed", "state"
 

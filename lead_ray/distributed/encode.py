@@ -37,10 +37,10 @@ import numpy as np
 
 from lead_ray.config import Config
 from lead_ray.data.store import CORPUS_FILE, CorpusStore
-from lead_ray.encoding import CALL_BATCHES, CorpusEncoder, check_dual_encoder
+from lead_ray.corpus.encode import CALL_BATCHES, CorpusEncoder, check_dual_encoder
 from lead_ray.distributed.session import require_local_resources, start_ray
-from lead_ray.encoding_shards import ShardWriter, plan_encoding
-from lead_ray.modeling.backbone import resolve_model_path
+from lead_ray.corpus.shard_writer import ShardWriter, plan_encoding
+from lead_ray.models.backbone import resolve_model_path
 
 log = logging.getLogger(__name__)
 

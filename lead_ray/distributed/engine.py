@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from lead_ray.config import Config, ConfigError
-from lead_ray.training import LeadModel, LocalUpdater, linear_schedule, param_groups, warmup_steps
+from lead_ray.distill.lead_model import LeadModel
+from lead_ray.distill.optim import LocalUpdater, linear_schedule, param_groups, warmup_steps
 
 log = logging.getLogger(__name__)
 

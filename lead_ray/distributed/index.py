@@ -10,12 +10,14 @@ folders at the same paths (one machine, or a shared filesystem). The caller init
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lead_ray import indexing, search
+from lead_ray.corpus import index as indexing
+from lead_ray.corpus import search
 from lead_ray.config import Config, IndexConfig
 
 
@@ -34,7 +36,10 @@ def run_indexing(
     import ray
 
     index_cfg = cfg.index if isinstance(cfg, Config) else cfg
+    t0 = time.perf_counter()
     plan = indexing.prepare_build(emb_folder, index_folder, index_cfg)
+    if plan.manifest is not None:
+        return plan.nothing_to_do()
     task = ray.remote(num_cpus=num_cpus, num_gpus=1 if index_cfg.gpu else 0)(
         indexing.build_shard_index
     )
@@ -52,7 +57,7 @@ def run_indexing(
             plan.done[skeleton["shard"]] = {**skeleton, **ray.get(ref)}
             built.append(skeleton["shard"])
             indexing.record_progress(plan)
-    return indexing.finish_build(plan, index_cfg, built)
+    return indexing.finish_build(plan, index_cfg, built, seconds=time.perf_counter() - t0)
 
 
 def run_search_parallel(

@@ -31,9 +31,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lead_ray.config import Config
+from lead_ray.stages.graph import VERBS as STAGE_VERBS
 from lead_ray.storage import is_uri, mirrored
 
-VERBS = ("train", "encode", "index", "search", "pipeline", "mine", "doctor")
+VERBS = (*STAGE_VERBS, "pipeline", "doctor")
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3}  # `--follow` exits with these

@@ -32,7 +32,7 @@ def metrics_writer(path: str):
             path = Path(self.target)
             first = records[0]["step"]
             if self.last is None or first <= self.last:
-                from lead_ray.progress import MetricsLog
+                from lead_ray.distill.metrics_log import MetricsLog
 
                 MetricsLog(path, first - 1).close()  # keep only the lines before `first`
             with open(path, "a", encoding="utf-8") as fh:

@@ -2,15 +2,15 @@
 
 The driver (`run_training`) checks the config, builds the corpus store once, starts a
 `TorchTrainer` (one worker per `train.workers`, CPU or GPU) and finally copies the consolidated
-student out of the last checkpoint. Each worker (`train_loop_per_worker`) rebuilds the config
-from plain data, builds teacher and student from the core, wraps them with DDP or DeepSpeed ZeRO
+student out of the last checkpoint. Each worker (`train_loop_per_worker`) rebuilds the run
+(config and run folder) from plain data, builds teacher and student from the core, wraps them with DDP or DeepSpeed ZeRO
 (lead_ray/distributed/engine.py), takes its deterministic slice of every global batch
 (`TrainingData.batch(step, B, rank, world)`: the same data order on every rank and across a
 resume), gathers in-batch candidates across workers, and reports metrics and checkpoints.
 
-The output folder has the local loop's layout:
-  out/config.yaml  metrics.jsonl  student/ [teacher/]  manifest.json (written last)
-  out/checkpoints/step-XXXXXXXX/   Ray Train's run folder (`ray.storage` moves it elsewhere)
+The train folder (`RunLayout.train`) has the local loop's layout:
+  train/config.yaml  metrics.jsonl  student/ [teacher/]  manifest.json (written last)
+  train/checkpoints/step-XXXXXXXX/   Ray Train's run folder (`ray.storage` moves it elsewhere)
 A rerun with the same --out resumes from the newest complete checkpoint; a worker that dies is
 restarted from it (`train.max_failures`). Every node must see the data files and --out at the
 same paths (one machine or a shared filesystem); checkpoints may live in object storage.
@@ -29,22 +29,17 @@ from pathlib import Path
 
 import torch
 
-from lead_ray.checkpoint import config_fingerprint
 from lead_ray.config import Config, ConfigError, save_resolved
-from lead_ray.data.prepare import prepare_training_data
+from lead_ray.distill.checkpoint import config_fingerprint
+from lead_ray.distill.lead_model import build_lead_model, no_gather, pairs_at
+from lead_ray.distill.optim import train_step
+from lead_ray.distill.train import check_resumable, finished_training
 from lead_ray.distributed.checkpointing import export_consolidated, load_state, save_state, skeleton
 from lead_ray.distributed.engine import read_deepspeed_json, wrap_model
 from lead_ray.distributed.gather import agree, all_gather_with_grad, reduce_metrics
 from lead_ray.distributed.metrics import follow_metrics, metrics_writer
-from lead_ray.storage import (
-    atomic_dir,
-    fingerprint_folder,
-    is_uri,
-    read_manifest,
-    remove_stale_temps,
-    write_manifest,
-)
-from lead_ray.training import _check_resumable, build_lead_model, no_gather, pairs_at, train_step
+from lead_ray.stages.run import Run
+from lead_ray.storage import atomic_dir, fingerprint_folder, is_uri, remove_stale_temps, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -52,44 +47,33 @@ RUN_NAME = "checkpoints"  # Ray Train's run folder inside --out (the local loop'
 REPORT_SECONDS = 10.0  # buffered metric records reach metrics.jsonl at least this often
 
 
-def run_training(
-    cfg: Config,
-    out_dir: str | os.PathLike,
-    progress: bool = True,
-    cache_dir: str | os.PathLike | None = None,
-    examples_path: str | os.PathLike | None = None,
-) -> dict:
-    """Train on Ray Train workers; returns the manifest (as `training.fit_local` does).
-
-    Starts a local Ray (`ray.init`) unless Ray is already initialised or `ray.address` names a
-    cluster. A folder already complete for the same config is not trained again.
+def run_training(run: Run) -> dict:
+    """Train on Ray Train workers into `run.layout.train`; returns the manifest (as
+    `distill.train.fit_local` does). The caller (`stages.dispatch`) has started or joined Ray.
 
     Raises:
         ConfigError / DataError: bad config or data (found on the driver, before any worker starts).
         ray.train.TrainingFailedError: workers kept failing after `train.max_failures` restarts.
     """
-    if is_uri(out_dir):
-        raise ConfigError(f"--out {out_dir}: a local folder is needed here (checkpoints can go to "
-                          "object storage with ray.storage=s3://...)")  # fmt: skip
-    out = Path(out_dir).resolve()  # Ray Train wants absolute storage paths
+    cfg = run.cfg
+    out = run.layout.train.resolve()  # Ray Train wants absolute storage paths
     out.mkdir(parents=True, exist_ok=True)
-    fp = config_fingerprint(cfg.to_dict())
-    done = read_manifest(out) or {}
-    if done.get("complete") and (done.get("config"), done.get("steps")) == (fp, cfg.train.steps):
+    if (done := finished_training(out, cfg)) is not None:
         log.info("%s: training already complete, nothing to do", out)
         return done
-    _check_resumable(out, cfg)
+    check_resumable(out, cfg)
     remove_stale_temps(out)
     ds_json = read_deepspeed_json(cfg)
     _check_models(cfg)
     save_resolved(cfg, out)
-    # Build (or reopen) the corpus store here, once: workers only reopen it, and data errors
-    # surface as one clear message instead of a worker traceback.
-    prepare_training_data(cfg, out, cache_dir=cache_dir, examples_path=examples_path)
-    _start_ray(cfg)
+    # Build (or reopen) the corpus store and read the examples here, once: workers only reopen
+    # them, and data errors surface as one clear message instead of a worker traceback.
+    run.training_data()
+    _require_workers(cfg)
     t0 = time.perf_counter()
-    trainer = _trainer(cfg, out, fp, ds_json, cache_dir, examples_path)
-    with follow_metrics(out / "metrics.jsonl", cfg.train.steps, progress):
+    fp = config_fingerprint(cfg.to_dict())
+    trainer = _trainer(run, out, fp, ds_json)
+    with follow_metrics(out / "metrics.jsonl", cfg.train.steps, run.progress):
         result = _fit(trainer)
     with result.checkpoint.as_directory() as d:
         final = Path(d)
@@ -117,7 +101,7 @@ def run_training(
 
 def _check_models(cfg: Config) -> None:
     """Model folders and tokenizers exist (cheap; a worker would fail later and less clearly)."""
-    from lead_ray.modeling.backbone import resolve_model_path
+    from lead_ray.models.backbone import resolve_model_path
 
     for role in (cfg.teacher, cfg.student):
         names = [
@@ -129,19 +113,19 @@ def _check_models(cfg: Config) -> None:
             resolve_model_path(name)
 
 
-def _start_ray(cfg: Config) -> None:
-    from lead_ray.distributed.session import require_local_resources, start_ray
+def _require_workers(cfg: Config) -> None:
+    from lead_ray.distributed.session import require_local_resources
 
-    start_ray(cfg)
     kind = "GPU" if cfg.train.use_gpu else "CPU"
     require_local_resources(cfg, kind, cfg.train.workers,
                             f"train.workers={cfg.train.workers} (one {kind} each)")
 
 
-def _trainer(cfg: Config, out: Path, fp: str, ds_json: dict, cache_dir, examples_path):
+def _trainer(run: Run, out: Path, fp: str, ds_json: dict):
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    cfg = run.cfg
     if cfg.ray.storage is None:
         storage, name = str(out), RUN_NAME
     else:  # the same config resumes from the same run folder, whatever --out is
@@ -149,14 +133,7 @@ def _trainer(cfg: Config, out: Path, fp: str, ds_json: dict, cache_dir, examples
             cfg.ray.storage if is_uri(cfg.ray.storage) else str(Path(cfg.ray.storage).resolve())
         )
         name = f"{cfg.name}-{fp}"
-    loop_config = {
-        "cfg": cfg.to_dict(),
-        "out": str(out),
-        "fingerprint": fp,
-        "deepspeed": ds_json,
-        "cache_dir": None if cache_dir is None else str(cache_dir),
-        "examples_path": None if examples_path is None else str(examples_path),
-    }
+    loop_config = {"run": run.to_dict(), "fingerprint": fp, "deepspeed": ds_json}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
@@ -204,19 +181,19 @@ class _Worker:
         import ray.train
         import ray.train.torch
 
-        self.cfg = cfg = Config.from_dict(config["cfg"])
-        self.out, self.fingerprint = config["out"], config["fingerprint"]
+        run = Run.from_dict(config["run"])
+        self.cfg = cfg = run.cfg
+        self.fingerprint = config["fingerprint"]
         ctx = ray.train.get_context()
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.device = ray.train.torch.get_device()
         _quiet(self.device)
-        self.data = prepare_training_data(
-            cfg, self.out, cache_dir=config["cache_dir"], examples_path=config["examples_path"]
-        )
+        self.data = run.training_data()
         gather = all_gather_with_grad if self.world > 1 else no_gather
-        self.model = model = build_lead_model(cfg, gather=gather, rank=self.rank, world=self.world)
+        self.model = model = build_lead_model(cfg, gather=gather, rank=self.rank, world=self.world,
+                                              teacher_cache=run.teacher_cache())
         self.stage = stage = cfg.train.deepspeed.stage
         self.shells = {}  # rank 0's export targets, copied before DeepSpeed converts the weights
         if self.rank == 0:
@@ -273,7 +250,6 @@ class _Worker:
         cfg, t = self.cfg, self.cfg.train
         start = self.resume()
         for step in range(start, t.steps):
-            _maybe_fail(cfg, step, self.rank, self.world, self.out)
             pairs = pairs_at(self.model, cfg, step)
             batch = self.data.batch(step, t.batch_size, self.rank, self.world)
             m = train_step(self.wrapped, batch, pairs, self.updater, t.precision, self.device.type)
@@ -309,17 +285,3 @@ def _quiet(device: torch.device) -> None:
     warnings.filterwarnings(
         "ignore", message=r".*torch\.distributed\.\w+` is deprecated", category=FutureWarning
     )
-
-
-def _maybe_fail(cfg: Config, step: int, rank: int, world: int, out: str) -> None:
-    """The `train.fail_at_step` test knob: rank 1 (rank 0 when alone) exits once, abruptly,
-    when it reaches that step (1-based); a marker in --out makes it once per output folder."""
-    k = cfg.train.fail_at_step
-    if k is None or step + 1 != k or rank != min(1, world - 1):
-        return
-    marker = Path(out) / f".fail-at-step-{k}.done"
-    if marker.exists():
-        return
-    marker.write_text(f"rank {rank} exited at step {k}\n", encoding="utf-8")
-    log.warning("train.fail_at_step=%d: rank %d exits now (fault-tolerance test)", k, rank)
-    os._exit(1)

@@ -1,0 +1,127 @@
+"""`lead train` in this process: the plain local loop over `train_step`, with exact resume.
+
+Writes into the train folder: config.yaml, metrics.jsonl, checkpoints/, student/ (and teacher/
+when it trains), and manifest.json last. The Ray Train driver (lead_ray/distributed/train.py)
+shares `finished_training` and `check_resumable`, so both backends agree on when a folder is
+done and when it belongs to another config.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from lead_ray.config import Config, ConfigError
+from lead_ray.distill.checkpoint import (
+    config_fingerprint,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ResumeMismatch(ConfigError):
+    """The output folder holds a run with a different config."""
+
+
+def finished_training(out: Path, cfg: Config) -> dict | None:
+    """The manifest of a complete training of this config (same fingerprint and steps), or None."""
+    from lead_ray.storage import read_manifest
+
+    done = read_manifest(out) or {}
+    if done.get("complete") and (done.get("config"), done.get("steps")) == (
+            config_fingerprint(cfg.to_dict()), cfg.train.steps):
+        return done
+    return None
+
+
+def check_resumable(out: Path, cfg: Config) -> None:
+    """Refuse a folder whose saved config trains something else (only steps/logging may differ)."""
+    from lead_ray.config import load_config
+
+    previous = out / "config.yaml"
+    if not previous.is_file():
+        return
+    try:
+        old = load_config(previous)
+    except ConfigError:
+        return  # not ours / unreadable: nothing to compare against
+    if config_fingerprint(old.to_dict()) != config_fingerprint(cfg.to_dict()):
+        raise ResumeMismatch(
+            f"{out} holds a run with a different config ({previous}); "
+            "use another --out, or the same config (only train.steps and logging may change)")
+
+
+def fit_local(cfg: Config, out: Path, data, *, teacher_cache: Path | None = None,
+              progress: bool = True) -> dict:
+    """Train in this process; resumes from the newest checkpoint in `out`.
+
+    Args:
+        data: the `TrainingData` (lead_ray/data/batching.py) batches are drawn from.
+        teacher_cache: a teacher feature cache to answer a frozen dual-encoder teacher from.
+    Returns:
+        The manifest; a folder already complete for the same config is not trained again.
+    """
+    from lead_ray.config import save_resolved
+    from lead_ray.distill.lead_model import build_lead_model, pairs_at
+    from lead_ray.distill.metrics_log import MetricsLog
+    from lead_ray.distill.optim import LocalUpdater, train_step
+    from lead_ray.models.build import export_model
+    from lead_ray.progress import bar
+    from lead_ray.storage import fingerprint_folder, remove_stale_temps, write_manifest
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (done := finished_training(out, cfg)) is not None:
+        log.info("%s: training already complete, nothing to do", out)
+        return done
+    check_resumable(out, cfg)
+    remove_stale_temps(out)
+    save_resolved(cfg, out)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    fp = config_fingerprint(cfg.to_dict())
+    model = build_lead_model(cfg, teacher_cache=teacher_cache)
+    model.train()
+    updater = LocalUpdater(model, cfg)
+    ckpt_dir = out / "checkpoints"
+    remove_stale_temps(ckpt_dir)
+    start = 0
+    if (ckpt := latest_checkpoint(ckpt_dir)) is not None:
+        start = load_checkpoint(ckpt, model, updater)["step"]
+        log.info("resuming from %s (step %d)", ckpt, start)
+    metrics_log = MetricsLog(out / "metrics.jsonl", start)
+    steps, t0 = cfg.train.steps, time.perf_counter()
+    try:
+        with bar("train", steps, enabled=progress) as pbar:
+            task = pbar.add_task("train", total=steps, completed=start, rate="", info="")
+            for step in range(start, steps):
+                pairs = pairs_at(model, cfg, step)
+                batch = data.batch(step, cfg.train.batch_size)
+                m = train_step(model, batch, pairs, updater, cfg.train.precision)
+                m["step"] = step + 1
+                if (step + 1) % cfg.train.log_every == 0 or step + 1 == steps:
+                    metrics_log.write(m)
+                rate = (step + 1 - start) / (time.perf_counter() - t0)
+                pbar.update(task, completed=step + 1, rate=f"{rate:.2f} steps/s",
+                            info=f"loss {m['loss']:.3f} (c {m['loss_contrastive']:.3f} "
+                                 f"r {m['loss_response']:.3f} l {m['loss_layer']:.3f})")
+                if (step + 1) % cfg.train.checkpoint_every == 0 or step + 1 == steps:
+                    ck = save_checkpoint(ckpt_dir, step + 1, model, updater,
+                                         {"pairs": m["pairs"], "config": fp}, cfg.train.keep_checkpoints)
+                    if cfg.train.export_every_checkpoint:
+                        export_model(model.student, ck / "student")
+    finally:
+        metrics_log.close()
+    export_model(model.student, out / "student")
+    if model.teacher_trains:
+        export_model(model.teacher, out / "teacher")
+    manifest = {"kind": "train", "complete": True, "steps": steps, "config": fp, "backend": "local",
+                "student": fingerprint_folder(out / "student"), "seconds": time.perf_counter() - t0}
+    write_manifest(out, manifest)
+    return manifest

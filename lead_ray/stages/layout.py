@@ -1,0 +1,167 @@
+"""The run folder: the one place where an output path is spelled.
+
+Every verb (`lead train`, `lead encode`, ..., `lead pipeline`) reads and writes one run folder
+laid out as below, so verbs run one after another on the same `--out` pick up each other's
+outputs, and a pipeline is just the verbs in order:
+
+    DIR/config.yaml                    the resolved config of the last verb run here
+        synthetic/                     a generated collection (data.synthetic)
+        corpus/                        the memory-mapped corpus store
+        models/{teacher,student}-init/ the teacher and the untrained student as saved folders
+        mine/examples.jsonl            mined hard negatives (+ manifest.json)
+        teacher-cache/                 a frozen dual-encoder teacher's per-layer features
+        train/                         metrics.jsonl, checkpoints/, student/, teacher/, manifest
+        embeddings/<model>/            parquet shards + manifest (one folder per model encoded)
+        index/<model>/                 FAISS shard indexes + manifest
+        runs/<system>/<split>.{trec,tsv,json}   runs (TREC, MS MARCO) and the search summary
+        eval/<system>/<split>.json     metrics and speed of one system on one split
+        report.md  metrics.json  plots/
+
+A *system* is a model under evaluation: `student` (train/student), `student-init`, `teacher`
+(train/teacher when the teacher trained, else teacher-init), `teacher-init`, or any model
+folder (named after the folder). Embeddings and indexes are keyed by the model, so two systems
+that are the same model (a frozen teacher and teacher-init) share them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+INITIAL = ("teacher-init", "student-init")  # models saved before training
+TRAINED = ("student", "teacher")  # models the train stage exports
+SYSTEMS = ("student", "student-init", "teacher", "teacher-init")
+
+
+@dataclass(frozen=True)
+class System:
+    """A model under evaluation: its name (runs, eval), model folder and model key (embeddings)."""
+
+    name: str
+    folder: Path
+    key: str
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths inside one run folder. `corpus_dir` points several runs at one shared corpus store
+    (a benchmark's cells); by default each run folder has its own."""
+
+    root: Path
+    corpus_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for another process (a Ray worker, maybe in another directory) to rebuild
+        the layout: absolute paths."""
+        corpus = None if self.corpus_dir is None else str(Path(self.corpus_dir).resolve())
+        return {"root": str(self.root.resolve()), "corpus_dir": corpus}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunLayout:
+        return cls(Path(data["root"]), None if data["corpus_dir"] is None else Path(data["corpus_dir"]))
+
+    # ------------------------------------------------------------------ inputs and shared data
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def synthetic(self) -> Path:
+        return self.root / "synthetic"
+
+    @property
+    def corpus(self) -> Path:
+        return self.corpus_dir or self.root / "corpus"
+
+    def initial_model(self, role: str) -> Path:
+        if role not in INITIAL:
+            raise ValueError(f"initial model {role!r}: one of {INITIAL}")
+        return self.root / "models" / role
+
+    # ------------------------------------------------------------------ distillation
+
+    @property
+    def mine(self) -> Path:
+        return self.root / "mine"
+
+    @property
+    def examples(self) -> Path:
+        return self.mine / "examples.jsonl"
+
+    @property
+    def teacher_cache(self) -> Path:
+        return self.root / "teacher-cache"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "train"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.train / "checkpoints"
+
+    @property
+    def train_metrics(self) -> Path:
+        return self.train / "metrics.jsonl"
+
+    def trained_model(self, role: str) -> Path:
+        if role not in TRAINED:
+            raise ValueError(f"trained model {role!r}: one of {TRAINED}")
+        return self.train / role
+
+    # ------------------------------------------------------------------ corpus flow
+
+    def embeddings(self, key: str) -> Path:
+        return self.root / "embeddings" / key
+
+    def index(self, key: str) -> Path:
+        return self.root / "index" / key
+
+    def run_file(self, system: str, split: str, fmt: str = "trec") -> Path:
+        """`trec` (6 columns), `tsv` (MS MARCO) or `json` (the search summary)."""
+        return self.root / "runs" / system / f"{split}.{fmt}"
+
+    def evaluation(self, system: str, split: str) -> Path:
+        return self.root / "eval" / system / f"{split}.json"
+
+    def stamp(self, label: str) -> Path:
+        """What a stamped stage (search, evaluate) last ran on: `.stages/<label>.json`."""
+        return self.root / ".stages" / (label.replace(":", "-") + ".json")
+
+    # ------------------------------------------------------------------ the run card
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    # ------------------------------------------------------------------ systems
+
+    def system(self, name: str | os.PathLike) -> System:
+        """One of SYSTEMS, or a model folder (named after it)."""
+        if name == "teacher":
+            trained = self.trained_model("teacher")
+            if trained.is_dir():
+                return System("teacher", trained, "teacher")
+            return System("teacher", self.initial_model("teacher-init"), "teacher-init")
+        if name == "student":
+            return System("student", self.trained_model("student"), "student")
+        if name in INITIAL:
+            return System(str(name), self.initial_model(str(name)), str(name))
+        folder = Path(name)
+        key = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).strip("-.") or "model"
+        return System(key, folder, key)
