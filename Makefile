@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 OUT    ?= runs/quickstart
 
-.PHONY: setup quickstart test test-all clean
+.PHONY: setup quickstart test test-all test-slow lint format clean
 
 setup: $(VENV)/.installed
 
@@ -21,11 +21,22 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 quickstart: setup
 	$(BIN)/lead quickstart --out $(OUT)
 
-test: setup
-	$(BIN)/python -m pytest -q
+test: setup             ## the fast suite (slow and gpu tests left out), under 5 min on 2 cores
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test-all: setup
-	$(BIN)/python -m pytest -q -m "not gpu"
+test-all: setup         ## everything but the gpu tests
+	$(BIN)/python -m pytest -q -m "not gpu" --durations=25
+
+test-slow: setup        ## only the slow tests (what `test` leaves out), as CI runs them after it
+	$(BIN)/python -m pytest -q -m "slow and not gpu" --durations=25
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 clean:
 	rm -rf $(VENV) runs

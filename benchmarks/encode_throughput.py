@@ -31,9 +31,29 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = {"a": "sentence-transformers encode", "b": "CorpusEncoder, one process",
-           "c1": "Ray Data, 1 actor x 2 threads", "c2": "Ray Data, 2 actors x 1 thread"}
+METHODS = {
+    "a": "sentence-transformers encode",
+    "b": "CorpusEncoder, one process",
+    "c1": "Ray Data, 1 actor x 2 threads",
+    "c2": "Ray Data, 2 actors x 1 thread",
+}
 GiB = 1 << 30
+COLUMNS = (
+    "model",
+    "passages",
+    "method",
+    "encode s",
+    "passages/s",
+    "vs (a)",
+    "after 1st shard",
+    "passages per core-s",
+    "vs (a)",
+    "peak RSS GiB",
+    "peak PSS GiB",
+    "cores used",
+    "load at start",
+)
+TABLE_HEAD = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -65,8 +85,10 @@ def student_folder(work: Path) -> Path:
     folder = work / "student-2l"
     if not folder.is_dir():
         teacher = build_teacher(TeacherConfig(model="all-MiniLM-L6-v2", max_doc_length=128))
-        student = build_student(StudentConfig(model=ModelSource(init_from="teacher", layers=2),
-                                              max_doc_length=128), teacher)
+        student = build_student(
+            StudentConfig(model=ModelSource(init_from="teacher", layers=2), max_doc_length=128),
+            teacher,
+        )
         with atomic_dir(folder) as tmp:
             save_model(student, tmp)
     return folder
@@ -88,12 +110,20 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     from lead_ray.data.store import CorpusStore
 
     store = CorpusStore.open(args.store)
-    cfg = Config.from_dict({
-        "data": {"corpus": "unused"}, "teacher": {"model": "unused"},
-        "encode": {"batch_size": args.batch_size, "max_length": args.max_length,
-                   "shard_rows": args.shard_rows, "actors": 2 if args.method == "c2" else 1,
-                   "cpus_per_actor": 1 if args.method == "c2" else 2,
-                   "threads": 1 if args.method == "c2" else 2}})
+    cfg = Config.from_dict(
+        {
+            "data": {"corpus": "unused"},
+            "teacher": {"model": "unused"},
+            "encode": {
+                "batch_size": args.batch_size,
+                "max_length": args.max_length,
+                "shard_rows": args.shard_rows,
+                "actors": 2 if args.method == "c2" else 1,
+                "cpus_per_actor": 1 if args.method == "c2" else 2,
+                "threads": 1 if args.method == "c2" else 2,
+            },
+        }
+    )
     result: dict[str, Any] = {"passages": len(store)}
     if args.method == "a":
         import numpy as np
@@ -105,8 +135,11 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         model = SentenceTransformer(args.model, device="cpu")
         model.max_seq_length = args.max_length
         result["load_s"] = time.perf_counter() - t
-        texts = [passage_text(h or None, x) for b in store.iter_batches(8192)
-                 for h, x in zip(b["title"], b["text"], strict=True)]
+        texts = [
+            passage_text(h or None, x)
+            for b in store.iter_batches(8192)
+            for h, x in zip(b["title"], b["text"], strict=True)
+        ]
         t, t_epoch = time.perf_counter(), time.time()
         emb = model.encode(texts, batch_size=args.batch_size, convert_to_numpy=True)
         result["seconds"] = time.perf_counter() - t
@@ -118,8 +151,14 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     if args.method == "b":
         from lead_ray.corpus.encode import encode_corpus
 
-        manifest = encode_corpus(cfg, args.model, store, args.out, progress=False,
-                                 on_shard=lambda s, e: stamps.append(time.perf_counter()))
+        manifest = encode_corpus(
+            cfg,
+            args.model,
+            store,
+            args.out,
+            progress=False,
+            on_shard=lambda s, e: stamps.append(time.perf_counter()),
+        )
     else:
         import ray
 
@@ -128,8 +167,14 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         result["ray_init_s"] = time.perf_counter() - t
         t, t_epoch = time.perf_counter(), time.time()
-        manifest = run_encoding(cfg, args.model, args.store, args.out, progress=False,
-                                on_shard=lambda s, e: stamps.append(time.perf_counter()))
+        manifest = run_encoding(
+            cfg,
+            args.model,
+            args.store,
+            args.out,
+            progress=False,
+            on_shard=lambda s, e: stamps.append(time.perf_counter()),
+        )
     result["seconds"] = time.perf_counter() - t
     result["window"] = [t_epoch, time.time()]
     result["first_shard_s"] = stamps[0] - t
@@ -191,11 +236,31 @@ def run_method(method: str, model: Path, store: Path, work: Path, args) -> dict[
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*"):  # every run starts from an empty folder
         stale.unlink()
-    cmd = [sys.executable, __file__, "--child", method, "--model", str(model), "--store",
-           str(store), "--out", str(out), "--max-length", str(args.max_length),
-           "--batch-size", str(args.batch_size), "--shard-rows", str(args.shard_rows)]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "RAY_AUTH_MODE": "disabled",
-           "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        method,
+        "--model",
+        str(model),
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        "--max-length",
+        str(args.max_length),
+        "--batch-size",
+        str(args.batch_size),
+        "--shard-rows",
+        str(args.shard_rows),
+    ]
+    env = {
+        **os.environ,
+        "TOKENIZERS_PARALLELISM": "false",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HF_HUB_OFFLINE": "1",
+    }
     load0, t = os.getloadavg()[0], time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
     peak: dict[str, Any] = {"rss": 0.0, "pss": 0.0, "cpu": []}
@@ -209,14 +274,23 @@ def run_method(method: str, model: Path, store: Path, work: Path, args) -> dict[
     if proc.returncode != 0:
         raise SystemExit(f"{method} on {label(model)} failed (exit {proc.returncode})")
     result = json.loads(stdout.strip().splitlines()[-1])
-    result.update(method=method, model=label(model), wall_s=wall, peak_rss=peak["rss"],
-                  peak_pss=peak["pss"], cores_used=cores_used(peak["cpu"], result["window"]),
-                  load_start=load0,
-                  load_end=os.getloadavg()[0], rate=result["passages"] / result["seconds"])
-    print(f"{label(model):12s} {result['passages']:>7,} {method:3s} {result['rate']:8.1f} passages/s "
-          f"(steady {result.get('steady_rate', float('nan')):.1f}), peak RSS "
-          f"{peak['rss'] / GiB:.2f} GiB, {result['cores_used']:.2f} cores, load {load0:.1f}",
-          flush=True)
+    result.update(
+        method=method,
+        model=label(model),
+        wall_s=wall,
+        peak_rss=peak["rss"],
+        peak_pss=peak["pss"],
+        cores_used=cores_used(peak["cpu"], result["window"]),
+        load_start=load0,
+        load_end=os.getloadavg()[0],
+        rate=result["passages"] / result["seconds"],
+    )
+    print(
+        f"{label(model):12s} {result['passages']:>7,} {method:3s} {result['rate']:8.1f} passages/s "
+        f"(steady {result.get('steady_rate', float('nan')):.1f}), peak RSS "
+        f"{peak['rss'] / GiB:.2f} GiB, {result['cores_used']:.2f} cores, load {load0:.1f}",
+        flush=True,
+    )
     cache.parent.mkdir(exist_ok=True)
     cache.write_text(json.dumps(result))
     return result
@@ -237,13 +311,16 @@ def tokenize_rate(store: Path, model: Path, max_length: int) -> float:
     """Passages/s of tokenisation alone (one thread): the floor under every method."""
     from transformers import AutoTokenizer
 
-    from lead_ray.data.store import CorpusStore
     from lead_ray.data.corpus import passage_text
+    from lead_ray.data.store import CorpusStore
 
     tok = AutoTokenizer.from_pretrained(str(model))
     s = CorpusStore.open(store)
-    texts = [passage_text(h or None, x) for b in s.iter_batches(8192)
-             for h, x in zip(b["title"], b["text"], strict=True)]
+    texts = [
+        passage_text(h or None, x)
+        for b in s.iter_batches(8192)
+        for h, x in zip(b["title"], b["text"], strict=True)
+    ]
     t = time.perf_counter()
     for i in range(0, len(texts), 1024):
         tok(texts[i : i + 1024], truncation=True, max_length=max_length)
@@ -258,8 +335,12 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=REPO.parent / "shared/data/msmarco-dl19-pool")
     p.add_argument("--passages", type=int, default=50_000)
     p.add_argument("--minilm-passages", type=int, default=5_000)
-    p.add_argument("--memory-scale", type=int, default=4,
-                   help="peak memory of Ray 2 actors on passages/scale (1x) vs passages (Nx)")
+    p.add_argument(
+        "--memory-scale",
+        type=int,
+        default=4,
+        help="peak memory of Ray 2 actors on passages/scale (1x) vs passages (Nx)",
+    )
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-rows", type=int, default=5000)
@@ -289,12 +370,19 @@ def main() -> None:
         checks[label(model)] = check_same_model(runs, args.work, model, store)
         results += runs
     one = run_method("c2", student, base, args.work, args)  # 1x; the main c2 run is the 4x
-    extra = {"tokenize_rate": tokenize_rate(small, student, args.max_length), "checks": checks,
-             "total_s": time.perf_counter() - t0, "load_start": start_load,
-             "load_end": os.getloadavg(), "machine": machine(), "args": vars(args)}
+    extra = {
+        "tokenize_rate": tokenize_rate(small, student, args.max_length),
+        "checks": checks,
+        "total_s": time.perf_counter() - t0,
+        "load_start": start_load,
+        "load_end": os.getloadavg(),
+        "machine": machine(),
+        "args": vars(args),
+    }
     results_path = args.doc.with_suffix(".json")
-    results_path.write_text(json.dumps({"results": results, "one": one, **extra},
-                                       indent=2, default=str))
+    results_path.write_text(
+        json.dumps({"results": results, "one": one, **extra}, indent=2, default=str)
+    )
     write_report(results, one, extra, args.doc)
     print(f"wrote {args.doc}, {args.doc.with_suffix('.png')}, {results_path}")
 
@@ -304,9 +392,10 @@ def machine() -> str:
     from machine import avx512, cpu_model
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
-    return (f"{os.cpu_count()} cores ({cpu_model()}, {avx512()}),"
-            f" {mem:.0f} GiB RAM, torch {torch.__version__}, Python {platform.python_version()}")
-
+    return (
+        f"{os.cpu_count()} cores ({cpu_model()}, {avx512()}),"
+        f" {mem:.0f} GiB RAM, torch {torch.__version__}, Python {platform.python_version()}"
+    )
 
 
 def per_core(r: dict) -> float:
@@ -315,11 +404,13 @@ def per_core(r: dict) -> float:
 
 def fmt_row(r: dict, ref: dict) -> str:
     steady = f"{r['steady_rate']:,.1f}" if r.get("steady_rate") else "-"
-    return (f"| {r['model']} | {r['passages']:,} | {r['method']}: {METHODS[r['method']]} | "
-            f"{r['seconds']:,.1f} | {r['rate']:,.1f} | {r['rate'] / ref['rate']:.2f}x | {steady} | "
-            f"{r['rate'] / r['cores_used']:,.1f} | {per_core(r) / per_core(ref):.2f}x | "
-            f"{r['peak_rss'] / GiB:.2f} | {r['peak_pss'] / GiB:.2f} | {r['cores_used']:.2f} | "
-            f"{r['load_start']:.1f} |")
+    return (
+        f"| {r['model']} | {r['passages']:,} | {r['method']}: {METHODS[r['method']]} | "
+        f"{r['seconds']:,.1f} | {r['rate']:,.1f} | {r['rate'] / ref['rate']:.2f}x | {steady} | "
+        f"{r['rate'] / r['cores_used']:,.1f} | {per_core(r) / per_core(ref):.2f}x | "
+        f"{r['peak_rss'] / GiB:.2f} | {r['peak_pss'] / GiB:.2f} | {r['cores_used']:.2f} | "
+        f"{r['load_start']:.1f} |"
+    )
 
 
 def verdict(results: list[dict]) -> str:
@@ -327,9 +418,14 @@ def verdict(results: list[dict]) -> str:
     parts = []
     for model in dict.fromkeys(r["model"] for r in results):
         runs = {r["method"]: r for r in results if r["model"] == model}
-        end, core = runs["c2"]["rate"] / runs["a"]["rate"], per_core(runs["c2"]) / per_core(runs["a"])
-        parts.append(f"{model}: {end:.2f}x end to end, {core:.2f}x per core-second "
-                     f"({'reached' if end >= 1.0 else 'not reached'})")
+        end, core = (
+            runs["c2"]["rate"] / runs["a"]["rate"],
+            per_core(runs["c2"]) / per_core(runs["a"]),
+        )
+        parts.append(
+            f"{model}: {end:.2f}x end to end, {core:.2f}x per core-second "
+            f"({'reached' if end >= 1.0 else 'not reached'})"
+        )
     return "Goal, Ray Data 2 actors >= 1.0x sentence-transformers: " + "; ".join(parts) + "."
 
 
@@ -338,24 +434,34 @@ def where_time_goes(results: list[dict], extra: dict) -> list[str]:
     for model in dict.fromkeys(r["model"] for r in results):
         runs = {r["method"]: r for r in results if r["model"] == model}
         a, b, c2 = runs["a"], runs["b"], runs["c2"]
-        steady = (f"{c2['steady_rate'] / a['rate']:.2f}x after the first shard"
-                  if c2.get("steady_rate") else "one shard: no steady state to separate")
+        steady = (
+            f"{c2['steady_rate'] / a['rate']:.2f}x after the first shard"
+            if c2.get("steady_rate")
+            else "one shard: no steady state to separate"
+        )
         lines.append(
             f"- **{model}**: Ray 2 actors reach {c2['rate'] / a['rate']:.2f}x sentence-transformers"
             f" end to end ({steady}); `ray.init` took {c2['ray_init_s']:.1f} s (not in the rate), "
-            + (f"the first shard {c2['first_shard_s']:.1f} s (actor start-up: import torch/transformers "
-               "and load the model in each actor, while the first rows encode), "
-               if c2.get("steady_rate") else "")
-            + f"the one-process loop {b['rate'] / a['rate']:.2f}x.")
+            + (
+                f"the first shard {c2['first_shard_s']:.1f} s (actor start-up: import "
+                "torch/transformers and load the model in each actor, while the first rows "
+                "encode), "
+                if c2.get("steady_rate")
+                else ""
+            )
+            + f"the one-process loop {b['rate'] / a['rate']:.2f}x."
+        )
     tok = extra["tokenize_rate"]
     student = next(r for r in results if r["method"] == "a")
     lines.append(
         f"- Tokenisation alone runs at {tok:,.0f} passages/s on one thread, "
         f"{student['rate'] / tok:.0%} of the time of a {student['model']} passage under "
-        "sentence-transformers: the transformer forward pass is the rest.")
+        "sentence-transformers: the transformer forward pass is the rest."
+    )
     lines.append(
         "- `cores used` below 2.0 means other work on the shared machine took the rest (or the "
-        "method left a core idle).")
+        "method left a core idle)."
+    )
     return lines
 
 
@@ -368,24 +474,24 @@ def write_report(results: list[dict], one: dict, extra: dict, doc: Path) -> None
     reused = [f"{r['model']} {r['method']}" for r in [*results, one] if r.get("reused")]
     text = f"""# Encoding throughput: sentence-transformers vs CorpusEncoder vs Ray Data
 
-Generated by `benchmarks/encode_throughput.py` from one run ({extra['total_s'] / 60:.0f} min{
-    "; rows kept from an interrupted earlier start: " + ", ".join(reused) if reused else ""}).
-Machine: {extra['machine']}. Load average at start {extra['load_start'][0]:.1f}, at the end
-{extra['load_end'][0]:.1f} (the benchmark alone keeps it near 2 on 2 cores; more means other
+Generated by `benchmarks/encode_throughput.py` from one run ({extra["total_s"] / 60:.0f} min{
+        "; rows kept from an interrupted earlier start: " + ", ".join(reused) if reused else ""
+    }).
+Machine: {extra["machine"]}. Load average at start {extra["load_start"][0]:.1f}, at the end
+{extra["load_end"][0]:.1f} (the benchmark alone keeps it near 2 on 2 cores; more means other
 work shared the machine, and the column `cores used` shows what each method got).
 
-Same model, data and max length for every method: passages from `{Path(args['data']).name}`
-(real MS MARCO passages, replicated with fresh ids), `max_length={args['max_length']}`, batch
-{args['batch_size']}, float32, shards of {args['shard_rows']:,} rows. Models: `student-2l`
-(MiniLM-L6's embeddings and first 2 blocks) on {args['passages']:,} passages and the packaged
-MiniLM-L6 on {args['minilm_passages']:,} (a subset, to keep the run under an hour). Each
+Same model, data and max length for every method: passages from `{Path(args["data"]).name}`
+(real MS MARCO passages, replicated with fresh ids), `max_length={args["max_length"]}`, batch
+{args["batch_size"]}, float32, shards of {args["shard_rows"]:,} rows. Models: `student-2l`
+(MiniLM-L6's embeddings and first 2 blocks) on {args["passages"]:,} passages and the packaged
+MiniLM-L6 on {args["minilm_passages"]:,} (a subset, to keep the run under an hour). Each
 method runs in a fresh process; memory is the peak summed over its whole process tree (Ray's
 GCS, raylet, workers and actors included), sampled every 0.5 s.
 
     .venv/bin/python benchmarks/encode_throughput.py
 
-| model | passages | method | encode s | passages/s | vs (a) | after 1st shard | passages per core-s | vs (a) | peak RSS GiB | peak PSS GiB | cores used | load at start |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
+{TABLE_HEAD}
 {chr(10).join(rows)}
 
 `cores used` is the CPU time of the method's whole process tree during the encode, per wall
@@ -395,7 +501,7 @@ survives other work on the machine taking cores.
 load for (b) and the actor start-up for (c). `after 1st shard` is the rate between the first
 and the last shard (steady state). sentence-transformers and CorpusEncoder give the same
 vectors: max |difference| over the first 256 passages
-{", ".join(f"{m} {d:.1e}" for m, d in extra['checks'].items())}.
+{", ".join(f"{m} {d:.1e}" for m, d in extra["checks"].items())}.
 
 {verdict(results)}
 
@@ -403,19 +509,23 @@ vectors: max |difference| over the first 256 passages
 
 ## Peak memory does not grow with the corpus
 
-Ray Data, 2 actors, `{scaled['model']}`, same settings; the {k}x row is the run in the table
-above, the 1x row a run on its first {one['passages']:,} passages:
+Ray Data, 2 actors, `{scaled["model"]}`, same settings; the {k}x row is the run in the table
+above, the 1x row a run on its first {one["passages"]:,} passages:
 
 | corpus | passages | peak RSS GiB | peak PSS GiB | passages/s |
 |---|---|---|---|---|
-| 1x | {one['passages']:,} | {one['peak_rss'] / GiB:.2f} | {one['peak_pss'] / GiB:.2f} | {one['rate']:,.1f} |
-| {k}x | {scaled['passages']:,} | {scaled['peak_rss'] / GiB:.2f} | {scaled['peak_pss'] / GiB:.2f} | {scaled['rate']:,.1f} |
+| 1x | {one["passages"]:,} | {one["peak_rss"] / GiB:.2f} | {one["peak_pss"] / GiB:.2f} | {
+        one["rate"]:,.1f} |
+| {k}x | {scaled["passages"]:,} | {scaled["peak_rss"] / GiB:.2f} | {
+        scaled["peak_pss"] / GiB:.2f} | {scaled["rate"]:,.1f} |
 
-{k}x the corpus costs {scaled['peak_pss'] / one['peak_pss']:.2f}x the peak PSS ({
-(scaled['peak_pss'] - one['peak_pss']) / GiB:+.2f} GiB): not proportional to the corpus (that
+{k}x the corpus costs {scaled["peak_pss"] / one["peak_pss"]:.2f}x the peak PSS ({
+        (scaled["peak_pss"] - one["peak_pss"])
+        / GiB:+.2f} GiB): not proportional to the corpus (that
 would be {k:.2f}x), though not flat either: which process grows (object store, raylet, actors) is
-not broken down here, and a 16x point would show whether it levels off. The driver holds at most the shards whose rows are still arriving, each actor one encoder call
-({args['batch_size']} x 16 rows), and read tasks slice the memory-mapped store; so memory is
+not broken down here, and a 16x point would show whether it levels off. The driver holds at
+most the shards whose rows are still arriving, each actor one encoder call
+({args["batch_size"]} x 16 rows), and read tasks slice the memory-mapped store; so memory is
 set by shard size, batch size and model, not by the corpus. (RSS counts pages of the Ray object
 store mapped by several processes once per process; PSS splits them.)
 
@@ -445,10 +555,16 @@ def plot(results: list[dict], one: dict, scaled: dict, k: int, path: Path) -> No
     models = list(dict.fromkeys(r["model"] for r in results))
     width = 0.8 / len(METHODS)
     for i, method in enumerate(METHODS):
-        rates = [next(r["rate"] for r in results if r["model"] == m and r["method"] == method)
-                 for m in models]
-        bars = ax.bar([j + i * width for j in range(len(models))], rates, width,
-                      label=f"({method}) {METHODS[method]}")
+        rates = [
+            next(r["rate"] for r in results if r["model"] == m and r["method"] == method)
+            for m in models
+        ]
+        bars = ax.bar(
+            [j + i * width for j in range(len(models))],
+            rates,
+            width,
+            label=f"({method}) {METHODS[method]}",
+        )
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     ax.set_xticks([j + width * (len(METHODS) - 1) / 2 for j in range(len(models))], models)
     ax.set(ylabel="passages / s", title="Encode throughput, 2 CPU cores")

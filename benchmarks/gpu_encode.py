@@ -37,15 +37,23 @@ def passages(n: int, data: Path | None, tokenizer, seed: int = 0) -> list[str]:
     words = [w for w in tokenizer.get_vocab() if w.isalpha() and w.islower() and len(w) > 2]
     rng = np.random.default_rng(seed)
     vocab = np.asarray(sorted(words))
-    return [" ".join(vocab[rng.integers(0, len(vocab), int(k))])
-            for k in rng.integers(20, 91, size=n)]
+    return [
+        " ".join(vocab[rng.integers(0, len(vocab), int(k))]) for k in rng.integers(20, 91, size=n)
+    ]
 
 
 def student(folder: Path, args: argparse.Namespace) -> Path:
-    spec = BuildSpec(layers=args.layers, hidden=args.hidden, heads=args.heads,
-                     intermediate=args.intermediate, max_position=512, seed=0)
-    model = build_teacher(TeacherConfig(model=ModelSource(build=spec), pooling="cls",
-                                        max_doc_length=args.max_length))
+    spec = BuildSpec(
+        layers=args.layers,
+        hidden=args.hidden,
+        heads=args.heads,
+        intermediate=args.intermediate,
+        max_position=512,
+        seed=0,
+    )
+    model = build_teacher(
+        TeacherConfig(model=ModelSource(build=spec), pooling="cls", max_doc_length=args.max_length)
+    )
     save_model(model, folder)
     return folder
 
@@ -74,20 +82,28 @@ def main() -> None:
         raise SystemExit("no CUDA device: run on a GPU machine, or pass --cpu to check the script")
     device = "cpu" if args.cpu else "cuda"
     with tempfile.TemporaryDirectory(prefix="gpu-encode-") as tmp:
-        enc = CorpusEncoder(str(student(Path(tmp) / "student", args)), max_length=args.max_length,
-                            batch_size=args.batch_size, device=device, autocast="bf16")
+        enc = CorpusEncoder(
+            str(student(Path(tmp) / "student", args)),
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            device=device,
+            autocast="bf16",
+        )
     texts = passages(args.passages, args.data, enc.model.tokenizer)
     backbone = enc.backbone.model
     params = sum(p.numel() for p in backbone.parameters())
     body = sum(p.numel() for n, p in backbone.named_parameters() if not n.startswith("embeddings."))
-    enc.embed_tokens(split_passages(enc.model.tokenizer, texts[: args.batch_size], args.max_length)[0])
+    enc.embed_tokens(
+        split_passages(enc.model.tokenizer, texts[: args.batch_size], args.max_length)[0]
+    )
     tok_s = gpu_s = 0.0
     real = padded = flops = 0
     t_all = time.perf_counter()
     for start in range(0, len(texts), args.call_rows):
         t = time.perf_counter()
-        seqs, _, _ = split_passages(enc.model.tokenizer, texts[start : start + args.call_rows],
-                                    args.max_length)
+        seqs, _, _ = split_passages(
+            enc.model.tokenizer, texts[start : start + args.call_rows], args.max_length
+        )
         t2 = time.perf_counter()
         enc.embed_tokens(seqs)  # ends with one device -> host copy: synchronised
         if device == "cuda":
@@ -97,27 +113,46 @@ def main() -> None:
         lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         real += int(lengths.sum())
         padded += padded_tokens(lengths, args.batch_size)
-        flops += 2 * body * int(lengths.sum()) + 4 * args.layers * args.hidden * int((lengths**2).sum())
+        flops += 2 * body * int(lengths.sum()) + 4 * args.layers * args.hidden * int(
+            (lengths**2).sum()
+        )
     total = time.perf_counter() - t_all
     peak = args.peak_tflops * 1e12
     result = {
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "passages": len(texts), "max_length": args.max_length, "batch_size": args.batch_size,
-        "layers": args.layers, "hidden": args.hidden, "params": params, "body_params": body,
-        "mean_tokens": real / len(texts), "padding_share": 1 - real / padded,
-        "seconds": total, "tokenize_s": tok_s, "forward_s": gpu_s,
-        "passages_per_s": len(texts) / total, "forward_passages_per_s": len(texts) / gpu_s,
-        "tflops_forward": flops / gpu_s / 1e12, "mfu_forward": flops / gpu_s / peak,
-        "mfu_end_to_end": flops / total / peak, "peak_tflops": args.peak_tflops,
+        "passages": len(texts),
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "layers": args.layers,
+        "hidden": args.hidden,
+        "params": params,
+        "body_params": body,
+        "mean_tokens": real / len(texts),
+        "padding_share": 1 - real / padded,
+        "seconds": total,
+        "tokenize_s": tok_s,
+        "forward_s": gpu_s,
+        "passages_per_s": len(texts) / total,
+        "forward_passages_per_s": len(texts) / gpu_s,
+        "tflops_forward": flops / gpu_s / 1e12,
+        "mfu_forward": flops / gpu_s / peak,
+        "mfu_end_to_end": flops / total / peak,
+        "peak_tflops": args.peak_tflops,
     }
-    print(f"{result['device']}: {len(texts):,} passages ({result['mean_tokens']:.0f} tokens on "
-          f"average, {result['padding_share']:.1%} padding), {args.layers}-layer h{args.hidden} "
-          f"student, bf16 autocast, batch {args.batch_size}")
-    print(f"  end to end: {result['passages_per_s']:,.0f} passages/s ({total:.1f} s; tokenising "
-          f"{tok_s:.1f} s, forward {gpu_s:.1f} s)")
-    print(f"  forward:    {result['forward_passages_per_s']:,.0f} passages/s, "
-          f"{result['tflops_forward']:.1f} TFLOP/s = {result['mfu_forward']:.1%} of the "
-          f"{args.peak_tflops:g} TFLOP/s bf16 ceiling (end to end {result['mfu_end_to_end']:.1%})")
+    print(
+        f"{result['device']}: {len(texts):,} passages ({result['mean_tokens']:.0f} tokens on "
+        f"average, {result['padding_share']:.1%} padding), {args.layers}-layer h{args.hidden} "
+        f"student, bf16 autocast, batch {args.batch_size}"
+    )
+    print(
+        f"  end to end: {result['passages_per_s']:,.0f} passages/s ({total:.1f} s; tokenising "
+        f"{tok_s:.1f} s, forward {gpu_s:.1f} s)"
+    )
+    print(
+        f"  forward:    {result['forward_passages_per_s']:,.0f} passages/s, "
+        f"{result['tflops_forward']:.1f} TFLOP/s = {result['mfu_forward']:.1%} of the "
+        f"{args.peak_tflops:g} TFLOP/s bf16 ceiling (end to end {result['mfu_end_to_end']:.1%})"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

@@ -35,8 +35,13 @@ from lead_ray.distill.losses import kl_divergence, layer_ranking_loss
 from lead_ray.storage import atomic_write_text
 
 
-def alignment_matrix(student_final: torch.Tensor, student_layers: torch.Tensor, teacher_final: torch.Tensor,
-                     teacher_layers: torch.Tensor, temperature: float) -> torch.Tensor:
+def alignment_matrix(
+    student_final: torch.Tensor,
+    student_layers: torch.Tensor,
+    teacher_final: torch.Tensor,
+    teacher_layers: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
     """KL(teacher || student) for every student block against every teacher layer and the final.
 
     student_final [B, N]; student_layers [Ls, B, N]; teacher_final [B, N]; teacher_layers [Lt, B, N]
@@ -48,7 +53,9 @@ def alignment_matrix(student_final: torch.Tensor, student_layers: torch.Tensor, 
     return kl_divergence(teacher[None], student[:, None], temperature)  # [Ls+1, Lt+1]
 
 
-def teacher_profile(layers: torch.Tensor, labels: torch.Tensor, temperature: float) -> dict[str, torch.Tensor]:
+def teacher_profile(
+    layers: torch.Tensor, labels: torch.Tensor, temperature: float
+) -> dict[str, torch.Tensor]:
     """Per teacher layer, what its score distribution looks like to the losses.
 
     layers [L, B, N] (the final scores may be stacked as one more layer), labels [B] -> each [L]:
@@ -58,8 +65,11 @@ def teacher_profile(layers: torch.Tensor, labels: torch.Tensor, temperature: flo
     """
     log_p = torch.log_softmax(layers.float() / temperature, dim=-1)  # [L, B, N]
     entropy = -(log_p.exp() * log_p).sum(-1).mean(-1)
-    return {"entropy": entropy, "rank_loss": layer_ranking_loss(layers, labels),
-            "std": layers.float().std(-1).mean(-1)}
+    return {
+        "entropy": entropy,
+        "rank_loss": layer_ranking_loss(layers, labels),
+        "std": layers.float().std(-1).mean(-1),
+    }
 
 
 def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[torch.Tensor, dict]:
@@ -70,10 +80,14 @@ def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[to
     from lead_ray.stages.run import Run
 
     settings = [f"student.model={{path: {run / 'student'}}}", f"train.seed={seed}"]
-    if (run / "teacher").is_dir():  # trained with the student: align with that teacher, not its start
+    if (
+        run / "teacher"
+    ).is_dir():  # trained with the student: align with that teacher, not its start
         settings.append(f"teacher.model={{path: {run / 'teacher'}}}")
     cfg = load_config(run / "config.yaml", settings)  # names the mined examples it trained on
-    data = Run(cfg, RunLayout(run.parent, corpus_dir=out / "corpus"), progress=False).training_data()
+    data = Run(
+        cfg, RunLayout(run.parent, corpus_dir=out / "corpus"), progress=False
+    ).training_data()
     model = build_lead_model(cfg).eval()  # the live frozen teacher (what its cache holds)
     ls, lt = model.student.num_layers, model.teacher.num_layers
     total = torch.zeros(ls + 1, lt + 1)
@@ -84,7 +98,9 @@ def run_alignment(out: Path, run: Path, batches: int, seed: int = 0) -> tuple[to
             # final [B, M], layers [Ls | Lt, B, M] over the candidates training scores
             s, t, labels = model.scores(batch, list(range(ls)), list(range(lt)))
             total += alignment_matrix(s.final, s.layers, t.final, t.layers, cfg.lead.temperature)
-            for k, v in teacher_profile(torch.cat([t.layers, t.final[None]]), labels, cfg.lead.temperature).items():
+            for k, v in teacher_profile(
+                torch.cat([t.layers, t.final[None]]), labels, cfg.lead.temperature
+            ).items():
                 profile[k] += v
     summary = {k: [round(float(x) / batches, 4) for x in v] for k, v in profile.items()}
     return total / batches, {**summary, "candidates": t.final.shape[-1]}
@@ -105,15 +121,22 @@ def as_dict(matrix: torch.Tensor) -> dict[str, dict[str, float]]:
     ls, lt = matrix.shape[0] - 1, matrix.shape[1] - 1
     rows = [f"s{i}" for i in range(ls)] + ["final"]
     cols = [f"t{j}" for j in range(lt)] + ["final"]
-    return {r: {c: round(float(matrix[i, j]), 5) for j, c in enumerate(cols)} for i, r in enumerate(rows)}
+    return {
+        r: {c: round(float(matrix[i, j]), 5) for j, c in enumerate(cols)}
+        for i, r in enumerate(rows)
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/quality"))
-    p.add_argument("--cells", nargs="*", default=["*"],
-                   help="glob patterns of cell names, matched as benchmarks/quality.py matches them "
-                        "('*' also spans '/': 'colbert/*' is every ColBERT cell; default: all)")
+    p.add_argument(
+        "--cells",
+        nargs="*",
+        default=["*"],
+        help="glob patterns of cell names, matched as benchmarks/quality.py matches them "
+        "('*' also spans '/': 'colbert/*' is every ColBERT cell; default: all)",
+    )
     p.add_argument("--batches", type=int, default=16)
     args = p.parse_args(argv)
     path = args.out / FILE

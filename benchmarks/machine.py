@@ -15,8 +15,14 @@ def _cpuinfo() -> str:
 
 def cpu_model() -> str:
     """The CPU's model name, e.g. 'AMD EPYC'."""
-    return next((ln.split(":", 1)[1].strip() for ln in _cpuinfo().splitlines() if ln.startswith("model name")),
-                platform.processor() or platform.machine())
+    return next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in _cpuinfo().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor() or platform.machine(),
+    )
 
 
 def avx512() -> str:

@@ -109,7 +109,8 @@ def prepare(bench: Bench) -> None:
 
 
 def first_stage(bench: Bench, run: Run) -> None:
-    """A ColBERT / cross-encoder teacher re-ranks the DE teacher's runs: copied in as its first stage."""
+    """A ColBERT / cross-encoder teacher re-ranks the DE teacher's runs, copied in as its first
+    stage."""
     de = RunLayout(bench.out / "teachers" / "de")
     for split in SPLITS:
         target = run.layout.run_file(FIRST_STAGE, split)
@@ -120,9 +121,14 @@ def first_stage(bench: Bench, run: Run) -> None:
 def warm_up(bench: Bench, cell: Cell) -> Path:
     """Train one teacher kind alone; evaluate it; returns its model folder."""
     folder = bench.out / "teachers" / cell.teacher
-    settings = [f"train.seed={WARMUP_SEED}", f"train.steps={bench.budget.warmup_steps}",
-                f"train.lr={bench.budget.warmup_lr}", f"search.first_stage={FIRST_STAGE}",
-                f"search.rerank_depth={bench.budget.rerank_depth}", *cell.settings(WARMUP_SEED)]
+    settings = [
+        f"train.seed={WARMUP_SEED}",
+        f"train.steps={bench.budget.warmup_steps}",
+        f"train.lr={bench.budget.warmup_lr}",
+        f"search.first_stage={FIRST_STAGE}",
+        f"search.rerank_depth={bench.budget.rerank_depth}",
+        *cell.settings(WARMUP_SEED),
+    ]
     run = bench_run(bench, folder, bench.config(settings))
     model = run.layout.trained_model("teacher")
     if (folder / "record.json").is_file():
@@ -132,9 +138,19 @@ def warm_up(bench: Bench, cell: Cell) -> Path:
     if cell.teacher != "de":
         first_stage(bench, run)
     ev = evaluate(run, "teacher")
-    _write_record(folder, RunRecord(cell.name, WARMUP_SEED, ev["dev"]["metrics"], ev["test"]["metrics"],
-                                    manifest.get("seconds", 0.0), time.perf_counter() - t, run.cfg.train.steps,
-                                    [*bench.budget.overrides, *settings]))
+    _write_record(
+        folder,
+        RunRecord(
+            cell.name,
+            WARMUP_SEED,
+            ev["dev"]["metrics"],
+            ev["test"]["metrics"],
+            manifest.get("seconds", 0.0),
+            time.perf_counter() - t,
+            run.cfg.train.steps,
+            [*bench.budget.overrides, *settings],
+        ),
+    )
     shutil.rmtree(run.layout.checkpoints, ignore_errors=True)
     return model
 
@@ -148,20 +164,30 @@ def teacher_model(bench: Bench, kind: str, choice: str) -> str:
     if choice == "untuned":
         return bench.reference
     untuned = RunLayout(bench.out).system(bench.reference).name
-    dev = {name: json.loads(layout.evaluation(system, "dev").read_text())["metrics"]["nDCG@10"]
-           for name, layout, system in (("warm", RunLayout(bench.out / "teachers/de"), "teacher"),
-                                        ("untuned", RunLayout(bench.out), untuned))}
-    log.info("DE teacher on dev: warmed-up nDCG@10 %.4f, un-tuned %.4f", dev["warm"], dev["untuned"])
+    dev = {
+        name: json.loads(layout.evaluation(system, "dev").read_text())["metrics"]["nDCG@10"]
+        for name, layout, system in (
+            ("warm", RunLayout(bench.out / "teachers/de"), "teacher"),
+            ("untuned", RunLayout(bench.out), untuned),
+        )
+    }
+    log.info(
+        "DE teacher on dev: warmed-up nDCG@10 %.4f, un-tuned %.4f", dev["warm"], dev["untuned"]
+    )
     if dev["warm"] <= dev["untuned"]:
-        raise SystemExit(f"the warmed-up DE teacher does not beat the un-tuned MiniLM on dev ({dev}); "
-                         "rerun with --teacher untuned (or --teacher warm) to decide explicitly")
+        raise SystemExit(
+            f"the warmed-up DE teacher does not beat the un-tuned MiniLM on dev ({dev}); "
+            "rerun with --teacher untuned (or --teacher warm) to decide explicitly"
+        )
     return str(warmed)
 
 
 def student_init(bench: Bench, teacher: str) -> None:
     """The 2-layer student before any training (the teacher's embeddings and first two blocks):
     the row every teacher-init cell starts from."""
-    run = bench_run(bench, bench.out / "systems" / "student-init", bench.config([f"teacher.model={teacher}"]))
+    run = bench_run(
+        bench, bench.out / "systems" / "student-init", bench.config([f"teacher.model={teacher}"])
+    )
     evaluate(run, "student-init")
 
 
@@ -174,7 +200,15 @@ def feature_cache(bench: Bench, teacher: str) -> Path:
 
 def own_tokenizer(bench: Bench, vocab: int = 8000) -> Path:
     """A WordPiece vocabulary of the student's own, trained on SciFact passages + train queries."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     from lead_ray.data.examples import read_examples
@@ -189,14 +223,26 @@ def own_tokenizer(bench: Bench, vocab: int = 8000) -> Path:
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(list(texts) + train_queries, trainers.WordPieceTrainer(vocab_size=vocab,
-                                                                                   special_tokens=specials))
+    tok.train_from_iterator(
+        list(texts) + train_queries,
+        trainers.WordPieceTrainer(vocab_size=vocab, special_tokens=specials),
+    )
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
     tok.decoder = decoders.WordPiece()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
     fast.save_pretrained(folder)
     return folder
 
@@ -213,20 +259,36 @@ def run_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | No
     return record
 
 
-def _train_cell(bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | None, folder: Path) -> RunRecord:
-    settings = [f"train.seed={seed}", f"train.steps={bench.budget.steps}", f"train.lr={bench.budget.lr}",
-                f"teacher.kind={KIND_NAMES[cell.teacher]}", f"teacher.model={teacher}"]
+def _train_cell(
+    bench: Bench, cell: Cell, seed: int, teacher: str, cache: Path | None, folder: Path
+) -> RunRecord:
+    settings = [
+        f"train.seed={seed}",
+        f"train.steps={bench.budget.steps}",
+        f"train.lr={bench.budget.lr}",
+        f"teacher.kind={KIND_NAMES[cell.teacher]}",
+        f"teacher.model={teacher}",
+    ]
     if cell.cached_teacher and cache is not None:
         settings.append(f"teacher.cache={cache}")
     tokenizer = str(own_tokenizer(bench)) if "own-tokenizer" in cell.name else ""
     run = bench_run(bench, folder, bench.config(settings + cell.settings(seed, tokenizer)))
-    log.info("cell %s seed %d: %s", cell.name, seed, " ".join(settings + cell.settings(seed, tokenizer)))
+    log.info(
+        "cell %s seed %d: %s", cell.name, seed, " ".join(settings + cell.settings(seed, tokenizer))
+    )
     manifest = run_stage(run, "train")
     t = time.perf_counter()
     ev = evaluate(run, "student")
-    record = RunRecord(cell.name, seed, ev["dev"]["metrics"], ev["test"]["metrics"],
-                       manifest.get("seconds", 0.0), time.perf_counter() - t, run.cfg.train.steps,
-                       [*bench.budget.overrides, *settings, *cell.settings(seed, tokenizer)])
+    record = RunRecord(
+        cell.name,
+        seed,
+        ev["dev"]["metrics"],
+        ev["test"]["metrics"],
+        manifest.get("seconds", 0.0),
+        time.perf_counter() - t,
+        run.cfg.train.steps,
+        [*bench.budget.overrides, *settings, *cell.settings(seed, tokenizer)],
+    )
     _write_record(folder, record)
     shutil.rmtree(run.layout.checkpoints, ignore_errors=True)
     shutil.rmtree(run.layout.index("student"), ignore_errors=True)
@@ -237,7 +299,10 @@ def trained_teacher_eval(bench: Bench, folder: Path) -> None:
     """A teacher trained along with its student (`lead-joint`) is evaluated like the warmed-up
     one, as the cell run's `teacher` system, so the report can say what joint training did to it."""
     run = bench_run(bench, folder, bench.config([]))
-    if run.layout.trained_model("teacher").is_dir() and not run.layout.evaluation("teacher", "test").is_file():
+    if (
+        run.layout.trained_model("teacher").is_dir()
+        and not run.layout.evaluation("teacher", "test").is_file()
+    ):
         evaluate(run, "teacher")
         shutil.rmtree(run.layout.index("teacher"), ignore_errors=True)
 
@@ -253,13 +318,19 @@ def machine_info() -> dict:
     import platform
 
     import torch
-
     from machine import cpu_model
 
     cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
-            "torch": torch.__version__, "python": platform.python_version(), "load": os.getloadavg()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load": os.getloadavg(),
+    }
 
 
 def _init_worker() -> None:
@@ -274,7 +345,9 @@ def _init_worker() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def run(bench: Bench, cells: list[Cell], seeds: list[int], teacher_choice: str, jobs: int = 1) -> None:
+def run(
+    bench: Bench, cells: list[Cell], seeds: list[int], teacher_choice: str, jobs: int = 1
+) -> None:
     """Shared stages in this process, then every (student cell, seed), `jobs` at a time."""
     t0, info = time.time(), {"start": machine_info()}
     prepare(bench)
@@ -287,22 +360,34 @@ def run(bench: Bench, cells: list[Cell], seeds: list[int], teacher_choice: str, 
         if cell.cached_teacher and cache is None:
             cache = feature_cache(bench, teacher)
             student_init(bench, teacher)
-        tasks += [(bench, cell, seed, teacher, cache if cell.cached_teacher else None) for seed in seeds]
+        tasks += [
+            (bench, cell, seed, teacher, cache if cell.cached_teacher else None) for seed in seeds
+        ]
     if cells and any("own-tokenizer" in c.name for c in cells):
         own_tokenizer(bench)  # once, before workers race to build it
     if jobs > 1:  # one torch thread per worker: robust on a shared, oversubscribed machine
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker) as pool:
-            records = list(pool.map(run_cell, *zip(*tasks))) if tasks else []
+        with ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+        ) as pool:
+            records = list(pool.map(run_cell, *zip(*tasks, strict=True))) if tasks else []
     else:
         records = [run_cell(*task) for task in tasks]
     for rec in records:
-        log.info("%s seed %d: dev nDCG@10 %.4f", rec.cell, rec.seed, rec.dev.get("nDCG@10", float("nan")))
-    info.update(end=machine_info(), wall_seconds=time.time() - t0, budget=bench.budget.name,
-                cells=[c.name for c in cells], seeds=seeds, jobs=jobs, argv=sys.argv[1:])
+        log.info(
+            "%s seed %d: dev nDCG@10 %.4f", rec.cell, rec.seed, rec.dev.get("nDCG@10", float("nan"))
+        )
+    info.update(
+        end=machine_info(),
+        wall_seconds=time.time() - t0,
+        budget=bench.budget.name,
+        cells=[c.name for c in cells],
+        seeds=seeds,
+        jobs=jobs,
+        argv=sys.argv[1:],
+    )
     runs = bench.out / "invocations.jsonl"
     with open(runs, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(info) + "\n")
@@ -312,16 +397,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
     p.add_argument("--out", type=Path, default=Path("runs/quality"))
-    p.add_argument("--config", type=Path, default=BASE_CONFIG, help="base config (default: %(default)s)")
-    p.add_argument("--data", default=None, help="BEIR folder (default: the base config's data.beir)")
-    p.add_argument("--cells", nargs="*", default=None, help="glob patterns of cell names (default: the budget's)")
+    p.add_argument(
+        "--config", type=Path, default=BASE_CONFIG, help="base config (default: %(default)s)"
+    )
+    p.add_argument(
+        "--data", default=None, help="BEIR folder (default: the base config's data.beir)"
+    )
+    p.add_argument(
+        "--cells",
+        nargs="*",
+        default=None,
+        help="glob patterns of cell names (default: the budget's)",
+    )
     p.add_argument("--seeds", type=int, nargs="*", default=None, help="default: the budget's")
-    p.add_argument("--teacher", choices=["auto", "warm", "untuned"], default="auto",
-                   help="DE teacher: the warmed-up one if it beats the un-tuned MiniLM on dev (auto)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   help="extra key.path=value for every cell (e.g. a tiny test setting)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="student runs in parallel, one torch thread each (shared stages use 1 process)")
+    p.add_argument(
+        "--teacher",
+        choices=["auto", "warm", "untuned"],
+        default="auto",
+        help="DE teacher: the warmed-up one if it beats the un-tuned MiniLM on dev (auto)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="extra key.path=value for every cell (e.g. a tiny test setting)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="student runs in parallel, one torch thread each (shared stages use 1 process)",
+    )
     p.add_argument("--report", action="store_true", help="write docs/results.md + plots from --out")
     p.add_argument("--docs", type=Path, default=REPO / "docs")
     p.add_argument("--progress", action="store_true")

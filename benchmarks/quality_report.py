@@ -22,7 +22,10 @@ from lead_ray.storage import atomic_file, atomic_write_text
 METRICS = ("nDCG@10", "RR@10", "R@100")
 METHOD_ORDER = ("contrastive", "response", "lead")
 TEACHER_ORDER = ("de", "colbert", "ce")
-ALIGNMENT_FILE, ALIGNMENT_TEACHER = "layer_alignment.json", "_teacher"  # benchmarks/layer_alignment.py
+ALIGNMENT_FILE, ALIGNMENT_TEACHER = (
+    "layer_alignment.json",
+    "_teacher",
+)  # benchmarks/layer_alignment.py
 
 
 def load_records(out: Path) -> dict[str, dict[int, dict]]:
@@ -63,9 +66,17 @@ def teacher_rows(out: Path) -> tuple[list[dict], dict[str, float]]:
     nDCG@10 per teacher kind."""
     rows, ndcg = [], {}
     systems = [("un-tuned all-MiniLM-L6-v2 (cosine, as packaged)", ".", _untuned(out), None)]
-    systems += [(f"{k} teacher, warmed up", f"teachers/{k}", "teacher", k) for k in ("de", "colbert", "ce")]
-    systems += [("2-layer student before training (DE teacher's lower blocks)", "systems/student-init",
-                 "student-init", None)]
+    systems += [
+        (f"{k} teacher, warmed up", f"teachers/{k}", "teacher", k) for k in ("de", "colbert", "ce")
+    ]
+    systems += [
+        (
+            "2-layer student before training (DE teacher's lower blocks)",
+            "systems/student-init",
+            "student-init",
+            None,
+        )
+    ]
     for label, folder, system, kind in systems:
         ev = _system(out, folder, system) if system else None
         if ev is None:
@@ -84,9 +95,17 @@ def teacher_rows(out: Path) -> tuple[list[dict], dict[str, float]]:
 def _system_row(label: str, evs: list[dict]) -> dict:
     """One evaluated system's table row; several evaluations (seeds) read as mean ± std."""
     # the driver names the DE teacher's run, copied in as the re-rankers' first stage, "de-teacher"
-    how = evs[0]["test"].get("mode", "full retrieval (Flat)").replace("de-teacher", "the DE teacher's")
-    row = {"system": label, "how evaluated": how, "params (M)": evs[0]["test"]["params"] / 1e6,
-           "dev nDCG@10": fmt([e["dev"]["metrics"]["nDCG@10"] for e in evs])}
+    how = (
+        evs[0]["test"]
+        .get("mode", "full retrieval (Flat)")
+        .replace("de-teacher", "the DE teacher's")
+    )
+    row = {
+        "system": label,
+        "how evaluated": how,
+        "params (M)": evs[0]["test"]["params"] / 1e6,
+        "dev nDCG@10": fmt([e["dev"]["metrics"]["nDCG@10"] for e in evs]),
+    }
     row.update({f"test {m}": fmt([e["test"]["metrics"][m] for e in evs]) for m in METRICS})
     return row
 
@@ -95,13 +114,18 @@ def trained_teacher_rows(out: Path) -> list[dict]:
     """Teachers trained along with their students (one row per cell, mean ± std over seeds)."""
     rows = []
     for cell_dir in sorted(p for p in (out / "cells").glob("*/*/*") if p.is_dir()):
-        evs = [ev for seed in sorted(cell_dir.glob("seed-*"))
-               if (ev := _system(out, str(seed.relative_to(out)), "teacher"))]
+        evs = [
+            ev
+            for seed in sorted(cell_dir.glob("seed-*"))
+            if (ev := _system(out, str(seed.relative_to(out)), "teacher"))
+        ]
         if not evs:
             continue
         cell = str(cell_dir.relative_to(out / "cells"))
-        label = (f"{cell.split('/')[0]} teacher after training with its student ({cell}, "
-                 f"{len(evs)} seed{'s' if len(evs) > 1 else ''})")
+        label = (
+            f"{cell.split('/')[0]} teacher after training with its student ({cell}, "
+            f"{len(evs)} seed{'s' if len(evs) > 1 else ''})"
+        )
         rows.append({**_system_row(label, evs), "warm-up steps": "-", "train s": "-"})
     return rows
 
@@ -117,7 +141,9 @@ def student_rows(records: dict, cells: list[str], teacher_ndcg: dict[str, float]
             row[f"test {m}"] = fmt([r["test"][m] for r in runs])
         t = teacher_ndcg.get(cell.split("/")[0])
         if t:
-            row["nDCG@10 / teacher"] = f"{statistics.fmean(r['test']['nDCG@10'] for r in runs) / t:.3f}"
+            row["nDCG@10 / teacher"] = (
+                f"{statistics.fmean(r['test']['nDCG@10'] for r in runs) / t:.3f}"
+            )
         row["dev nDCG@10"] = fmt([r["dev"]["nDCG@10"] for r in runs])
         row["train s/run"] = f"{statistics.fmean(r['train_seconds'] for r in runs):.0f}"
         row["eval s/run"] = f"{statistics.fmean(r['eval_seconds'] for r in runs):.0f}"
@@ -155,9 +181,14 @@ def ablation_paired_rows(records: dict) -> list[dict]:
     """Per group: every other cell (a LEAD variant) against the group's response KD and LEAD."""
     rows = []
     for group in _groups(records):
-        variants = sorted(c.rsplit("/", 1)[1] for c in records
-                          if c.rsplit("/", 1)[0] == group and c.rsplit("/", 1)[1] not in METHOD_ORDER)
-        rows += [_paired_row(records, group, v, base) for v in variants for base in ("response", "lead")]
+        variants = sorted(
+            c.rsplit("/", 1)[1]
+            for c in records
+            if c.rsplit("/", 1)[0] == group and c.rsplit("/", 1)[1] not in METHOD_ORDER
+        )
+        rows += [
+            _paired_row(records, group, v, base) for v in variants for base in ("response", "lead")
+        ]
     return [r for r in rows if r]
 
 
@@ -168,7 +199,9 @@ def cell_metrics(out: Path, cell: str) -> list[list[dict]]:
     """Every seed's training log (metrics.jsonl) of `cell`, in seed order; empty logs left out."""
     from lead_ray.distill.metrics_log import read_metrics
 
-    runs = (read_metrics(f) for f in sorted((out / "cells" / cell).glob("seed-*/train/metrics.jsonl")))
+    runs = (
+        read_metrics(f) for f in sorted((out / "cells" / cell).glob("seed-*/train/metrics.jsonl"))
+    )
     return [r for r in runs if r]
 
 
@@ -185,10 +218,12 @@ def loss_rows(out: Path, cells: list[str], last: int = 30) -> list[dict]:
             window = [r for rs in runs for r in pick(rs)]
             row = {"cell": cell, "seeds": len(runs), "steps": f"{label} {last}"}
             for key in LOSS_KEYS:
-                row[key.removeprefix("loss_")] = f"{statistics.fmean(r.get(key, 0.0) for r in window):.3f}"
+                row[key.removeprefix("loss_")] = (
+                    f"{statistics.fmean(r.get(key, 0.0) for r in window):.3f}"
+                )
             by_block: dict[int, list[float]] = defaultdict(list)
             for r in window:
-                for pair, kl in zip(r.get("pairs", []), r.get("layer_kl", [])):
+                for pair, kl in zip(r.get("pairs", []), r.get("layer_kl", []), strict=True):
                     by_block[pair[0]].append(kl)
             for block in (0, 1):
                 vals = by_block.get(block)
@@ -215,8 +250,12 @@ def alignment_rows(data: dict, cells: list[str]) -> list[dict]:
         row = {"cell": cell, "seeds": len(by_seed)}
         for col in by_seed[0]["s0"]:
             if col != "final":
-                row[f"block 0 ‖ teacher {col}"] = f"{statistics.fmean(m['s0'][col] for m in by_seed):.3f}"
-        row["final ‖ teacher final"] = f"{statistics.fmean(m['final']['final'] for m in by_seed):.3f}"
+                row[f"block 0 ‖ teacher {col}"] = (
+                    f"{statistics.fmean(m['s0'][col] for m in by_seed):.3f}"
+                )
+        row["final ‖ teacher final"] = (
+            f"{statistics.fmean(m['final']['final'] for m in by_seed):.3f}"
+        )
         rows.append(row)
     return rows
 
@@ -227,13 +266,23 @@ def teacher_layer_rows(data: dict) -> list[dict]:
     entropy (log of the candidates per query) is what "no signal" reads as."""
     rows = []
     profiles = data.get(ALIGNMENT_TEACHER, {})  # "<kind>" or "<kind>, <variant>"
-    for kind, prof in sorted(profiles.items(), key=lambda kv: (TEACHER_ORDER.index(kv[0].split(",")[0]), kv[0])):
+    for kind, prof in sorted(
+        profiles.items(), key=lambda kv: (TEACHER_ORDER.index(kv[0].split(",")[0]), kv[0])
+    ):
         n = len(prof["entropy"])
         uniform = f"{math.log(prof['candidates']):.3f}" if prof.get("candidates") else "-"
         names = [f"t{i}" for i in range(n - 1)] + ["final"]
-        rows += [{"teacher": kind, "layer": name, "softmax entropy": f"{prof['entropy'][i]:.3f}",
-                  "uniform entropy": uniform, "own ranking loss": f"{prof['rank_loss'][i]:.3f}",
-                  "score std per query": f"{prof['std'][i]:.2f}"} for i, name in enumerate(names)]
+        rows += [
+            {
+                "teacher": kind,
+                "layer": name,
+                "softmax entropy": f"{prof['entropy'][i]:.3f}",
+                "uniform entropy": uniform,
+                "own ranking loss": f"{prof['rank_loss'][i]:.3f}",
+                "score std per query": f"{prof['std'][i]:.2f}",
+            }
+            for i, name in enumerate(names)
+        ]
     return rows
 
 
@@ -247,7 +296,11 @@ def _save(fig, path: Path) -> None:
 
 METHOD_COLORS = {"contrastive": "#999999", "response": "#4c72b0", "lead": "#dd8452"}
 VARIANT_COLOR = "#55a868"
-LAYER_PLOT_CELLS = ("de/teacher-init/lead", "de/random-init/lead", "colbert/teacher-init/lead-normlayers")
+LAYER_PLOT_CELLS = (
+    "de/teacher-init/lead",
+    "de/random-init/lead",
+    "colbert/teacher-init/lead-normlayers",
+)
 
 
 def bar_chart(records: dict, cells: list[str], teacher_ndcg: dict[str, float], path: Path) -> bool:
@@ -272,19 +325,51 @@ def bar_chart(records: dict, cells: list[str], teacher_ndcg: dict[str, float], p
     method = [c.rsplit("/", 1)[1] for c in cells]
     ax.bar(range(len(cells)), means, color=[METHOD_COLORS.get(m, VARIANT_COLOR) for m in method])
     multi = [i for i, n in enumerate(counts) if n > 1]
-    ax.errorbar(multi, [means[i] for i in multi], yerr=[stds[i] for i in multi], fmt="none", ecolor="k", capsize=4)
-    lo = max(0.0, min(m - s for m, s in zip(means, stds)) - 0.05)
+    ax.errorbar(
+        multi,
+        [means[i] for i in multi],
+        yerr=[stds[i] for i in multi],
+        fmt="none",
+        ecolor="k",
+        capsize=4,
+    )
+    lo = max(0.0, min(m - s for m, s in zip(means, stds, strict=True)) - 0.05)
     for i, n in enumerate(counts):
-        ax.text(i, lo + 0.005, f"n={n}", ha="center", va="bottom", fontsize=6, color="white" if n > 1 else "k")
+        ax.text(
+            i,
+            lo + 0.005,
+            f"n={n}",
+            ha="center",
+            va="bottom",
+            fontsize=6,
+            color="white" if n > 1 else "k",
+        )
     for kind, value in teacher_ndcg.items():
         if any(c.startswith(kind + "/") for c in cells):
             ax.axhline(value, ls="--", lw=1, color="k")
-            ax.text(len(cells) - 0.5, value, f" {kind} teacher", va="bottom", ha="right", fontsize=8)
-    ax.set_xticks(range(len(cells)), [c.replace("/", "\n", 1) for c in cells], rotation=60, ha="right", fontsize=7)
+            ax.text(
+                len(cells) - 0.5, value, f" {kind} teacher", va="bottom", ha="right", fontsize=8
+            )
+    ax.set_xticks(
+        range(len(cells)),
+        [c.replace("/", "\n", 1) for c in cells],
+        rotation=60,
+        ha="right",
+        fontsize=7,
+    )
     ax.set_ylim(lo, None)
-    ax.legend(handles=[*(Patch(color=v, label=k) for k, v in METHOD_COLORS.items()),
-                       Patch(color=VARIANT_COLOR, label="LEAD variant")], fontsize=7, loc="upper left")
-    ax.set(ylabel="test nDCG@10 (mean; bars: std over seeds)", title="SciFact test: 2-layer students (n = seeds)")
+    ax.legend(
+        handles=[
+            *(Patch(color=v, label=k) for k, v in METHOD_COLORS.items()),
+            Patch(color=VARIANT_COLOR, label="LEAD variant"),
+        ],
+        fontsize=7,
+        loc="upper left",
+    )
+    ax.set(
+        ylabel="test nDCG@10 (mean; bars: std over seeds)",
+        title="SciFact test: 2-layer students (n = seeds)",
+    )
     _save(fig, path)
     plt.close(fig)
     return True
@@ -297,17 +382,19 @@ def layer_series(runs: list[list[dict]], key: str, side: int, window: int = 10) 
     import numpy as np
 
     steps = max((r["step"] for rs in runs for r in rs), default=0)
-    per_layer: dict[int, list] = defaultdict(list)  # layer -> one [steps] array per seed, NaN = not paired
+    per_layer: dict[int, list] = defaultdict(
+        list
+    )  # layer -> one [steps] array per seed, NaN = not paired
     for records in runs:
         seed: dict[int, np.ndarray] = {}
         for r in records:
-            for pair, v in zip(r.get("pairs", []), r.get(key, [])):
+            for pair, v in zip(r.get("pairs", []), r.get(key, []), strict=True):
                 seed.setdefault(pair[side], np.full(steps, np.nan))[r["step"] - 1] = v
         for layer, ys in seed.items():
             smooth = np.full(steps, np.nan)
             seen = np.flatnonzero(~np.isnan(ys))
             for j, i in enumerate(seen):
-                smooth[i] = ys[seen[max(0, j - window + 1): j + 1]].mean()
+                smooth[i] = ys[seen[max(0, j - window + 1) : j + 1]].mean()
             per_layer[layer].append(smooth)
     out = {}
     for layer, arrays in sorted(per_layer.items()):
@@ -329,16 +416,27 @@ def layer_plot(out: Path, cells: tuple[str, ...], path: Path) -> bool:
     found = {c: runs for c in cells if (runs := cell_metrics(out, c))}
     if not found:
         return False
-    fig, axes = plt.subplots(len(found), 2, figsize=(11, 3.6 * len(found)), squeeze=False, layout="constrained")
-    for row, (cell, runs) in zip(axes, found.items()):
+    fig, axes = plt.subplots(
+        len(found), 2, figsize=(11, 3.6 * len(found)), squeeze=False, layout="constrained"
+    )
+    for row, (cell, runs) in zip(axes, found.items(), strict=True):
         for ax, key, side in ((row[0], "layer_kl", 0), (row[1], "layer_weights", 1)):
             for layer, (xs, mean, std) in layer_series(runs, key, side).items():
-                line, = ax.plot(xs, mean, lw=1.2, label=f"{'student' if side == 0 else 'teacher'} layer {layer}")
+                (line,) = ax.plot(
+                    xs, mean, lw=1.2, label=f"{'student' if side == 0 else 'teacher'} layer {layer}"
+                )
                 ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
             ax.legend(fontsize=6, ncol=2)
-        row[0].set(xlabel="optimizer step", ylabel="KL(teacher layer || student layer)",
-                   title=f"{cell} ({len(runs)} seeds): KL by student layer")
-        row[1].set(xlabel="optimizer step", ylabel="weight a_k", title=f"{cell}: re-weighting weight by teacher layer")
+        row[0].set(
+            xlabel="optimizer step",
+            ylabel="KL(teacher layer || student layer)",
+            title=f"{cell} ({len(runs)} seeds): KL by student layer",
+        )
+        row[1].set(
+            xlabel="optimizer step",
+            ylabel="weight a_k",
+            title=f"{cell}: re-weighting weight by teacher layer",
+        )
         for ax in row:
             ax.title.set_fontsize(9)
     _save(fig, path)
@@ -364,10 +462,13 @@ def setup_block(out: Path) -> str:
     for ln in inv.read_text(encoding="utf-8").splitlines() if inv.is_file() else []:
         r = json.loads(ln)
         s = r["start"]
-        lines.append(f"- `benchmarks/quality.py {' '.join(r['argv'])}`: {r['wall_seconds'] / 60:.1f} min wall; "
-                     f"{s['cpu']}, {s['cores']} cores, torch {s['torch']} ({s['torch_threads']} threads), "
-                     f"GPU {s['gpu'] or 'none'}; load average at start {s['load'][0]:.1f}, "
-                     f"at end {r['end']['load'][0]:.1f}")
+        lines.append(
+            f"- `benchmarks/quality.py {' '.join(r['argv'])}`: "
+            f"{r['wall_seconds'] / 60:.1f} min wall; "
+            f"{s['cpu']}, {s['cores']} cores, torch {s['torch']} ({s['torch_threads']} threads), "
+            f"GPU {s['gpu'] or 'none'}; load average at start {s['load'][0]:.1f}, "
+            f"at end {r['end']['load'][0]:.1f}"
+        )
     return "\n".join(lines) or "(no invocation recorded)"
 
 
@@ -381,32 +482,85 @@ def write_results(out: Path, docs: Path, plot_cells: tuple[str, ...] = LAYER_PLO
     order = [c.name for c in all_cells() if not c.warmup]
     main = [c for c in order if c.rsplit("/", 1)[1] in METHOD_ORDER]
     extra = [c for c in order if c not in main]
-    student_cols = ["cell", "seeds", *(f"test {m}" for m in METRICS), "nDCG@10 / teacher", "dev nDCG@10",
-                    "train s/run", "eval s/run"]
-    paired_cols = ["group", "difference", "seeds", "test ΔnDCG@10", "test seeds > 0", "dev ΔnDCG@10",
-                   "dev seeds > 0"]
+    student_cols = [
+        "cell",
+        "seeds",
+        *(f"test {m}" for m in METRICS),
+        "nDCG@10 / teacher",
+        "dev nDCG@10",
+        "train s/run",
+        "eval s/run",
+    ]
+    paired_cols = [
+        "group",
+        "difference",
+        "seeds",
+        "test ΔnDCG@10",
+        "test seeds > 0",
+        "dev ΔnDCG@10",
+        "dev seeds > 0",
+    ]
     blocks = {
         "setup": setup_block(out),
-        "teachers": markdown_table(t_rows, ["system", "how evaluated", "params (M)", "dev nDCG@10",
-                                            *(f"test {m}" for m in METRICS), "warm-up steps", "train s"]),
+        "teachers": markdown_table(
+            t_rows,
+            [
+                "system",
+                "how evaluated",
+                "params (M)",
+                "dev nDCG@10",
+                *(f"test {m}" for m in METRICS),
+                "warm-up steps",
+                "train s",
+            ],
+        ),
         "students": markdown_table(student_rows(records, main, t_ndcg), student_cols),
         "paired": markdown_table(paired_rows(records), paired_cols),
-        "ablations": (markdown_table(rows, student_cols) if (rows := student_rows(records, extra, t_ndcg))
-                      else "(no ablation or further cell has been run into this folder yet)"),
-        "ablations-paired": (markdown_table(rows, paired_cols) if (rows := ablation_paired_rows(records))
-                             else "(no ablation has been run on the seeds of its group's core cells yet)"),
-        "losses": (markdown_table(rows, ["cell", "seeds", "steps", "contrastive", "response", "layer",
-                                         "KL student block 0", "KL student block 1", "train acc"])
-                   if (rows := loss_rows(out, [c for c in order if records.get(c)])) else "(no training run yet)"),
-        "alignment": (markdown_table(rows, list(rows[0])) if (rows := alignment_rows(alignment, order))
-                      else "(benchmarks/layer_alignment.py has not been run on this folder)"),
-        "teacher-layers": (markdown_table(rows, list(rows[0])) if (rows := teacher_layer_rows(alignment))
-                           else "(benchmarks/layer_alignment.py has not been run on this folder)"),
+        "ablations": (
+            markdown_table(rows, student_cols)
+            if (rows := student_rows(records, extra, t_ndcg))
+            else "(no ablation or further cell has been run into this folder yet)"
+        ),
+        "ablations-paired": (
+            markdown_table(rows, paired_cols)
+            if (rows := ablation_paired_rows(records))
+            else "(no ablation has been run on the seeds of its group's core cells yet)"
+        ),
+        "losses": (
+            markdown_table(
+                rows,
+                [
+                    "cell",
+                    "seeds",
+                    "steps",
+                    "contrastive",
+                    "response",
+                    "layer",
+                    "KL student block 0",
+                    "KL student block 1",
+                    "train acc",
+                ],
+            )
+            if (rows := loss_rows(out, [c for c in order if records.get(c)]))
+            else "(no training run yet)"
+        ),
+        "alignment": (
+            markdown_table(rows, list(rows[0]))
+            if (rows := alignment_rows(alignment, order))
+            else "(benchmarks/layer_alignment.py has not been run on this folder)"
+        ),
+        "teacher-layers": (
+            markdown_table(rows, list(rows[0]))
+            if (rows := teacher_layer_rows(alignment))
+            else "(benchmarks/layer_alignment.py has not been run on this folder)"
+        ),
     }
     if bar_chart(records, main + extra, t_ndcg, docs / "results-students.png"):
         blocks["plots"] = "![test nDCG@10 of every student cell](results-students.png)\n"
     if layer_plot(out, plot_cells, docs / "results-layers.png"):
-        blocks["plots"] = blocks.get("plots", "") + "\n![per-layer KL and layer weights](results-layers.png)\n"
+        blocks["plots"] = (
+            blocks.get("plots", "") + "\n![per-layer KL and layer weights](results-layers.png)\n"
+        )
     target = docs / "results.md"
     text = target.read_text(encoding="utf-8") if target.is_file() else "# SciFact quality results\n"
     for name, body in blocks.items():

@@ -3,7 +3,7 @@ all-MiniLM-L6-v2 over one training batch (8 mined SciFact examples, 1 positive +
 negatives each, 32 in-batch candidates per query), with L2-normalised vectors (cosine, as the
 model ships) and without. Reported in docs/results.md.
 
-    .venv/bin/python benchmarks/score_spread.py     # after benchmarks/quality.py (its mined examples)
+    .venv/bin/python benchmarks/score_spread.py   # after benchmarks/quality.py (its mined examples)
 """
 
 from __future__ import annotations
@@ -33,10 +33,13 @@ def spread(scores: torch.Tensor, positives: torch.Tensor) -> dict[str, float]:
     """scores [Q, C]; positives [Q] column of each query's positive."""
     prob = scores.softmax(-1)  # temperature 1, as in the LEAD losses
     entropy = -(prob * prob.clamp_min(1e-12).log()).sum(-1)
-    return {"score std": float(scores.std(-1).mean()),
-            "score range": float((scores.max(-1).values - scores.min(-1).values).mean()),
-            "softmax entropy": float(entropy.mean()), "uniform entropy": math.log(scores.shape[1]),
-            "p(positive)": float(prob[torch.arange(len(positives)), positives].mean())}
+    return {
+        "score std": float(scores.std(-1).mean()),
+        "score range": float((scores.max(-1).values - scores.min(-1).values).mean()),
+        "softmax entropy": float(entropy.mean()),
+        "uniform entropy": math.log(scores.shape[1]),
+        "p(positive)": float(prob[torch.arange(len(positives)), positives].mean()),
+    }
 
 
 def main() -> None:
@@ -50,8 +53,15 @@ def main() -> None:
     queries, docs = read_texts(args.beir)
     pids = [pid for ex in batch for pid in [ex.positive_ids[0], *ex.negative_ids[:3]]]
     for normalize in (True, False):
-        model = build_teacher(TeacherConfig(model="all-MiniLM-L6-v2", pooling="mean", normalize=normalize,
-                                            max_query_length=32, max_doc_length=128)).eval()
+        model = build_teacher(
+            TeacherConfig(
+                model="all-MiniLM-L6-v2",
+                pooling="mean",
+                normalize=normalize,
+                max_query_length=32,
+                max_doc_length=128,
+            )
+        ).eval()
         with torch.no_grad():
             q = model.encode([queries[ex.query_id] for ex in batch], "query").final  # [8, D]
             d = model.encode([docs[pid] for pid in pids], "passage").final  # [32, D]

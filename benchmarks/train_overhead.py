@@ -89,7 +89,8 @@ def machine() -> str:
     import torch
     from machine import cpu_model
 
-    return (f"{os.cpu_count()} CPU cores ({cpu_model()}); torch {torch.__version__}, one torch thread "
+    return (f"{os.cpu_count()} CPU cores ({cpu_model()}); torch {torch.__version__}, "
+            "one torch thread "
             f"per process (configs/tiny.yaml); Python {platform.python_version()}")  # fmt: skip
 
 

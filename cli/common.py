@@ -26,14 +26,18 @@ def _local_out(value: Path | None) -> Path | None:
     head = value.parts[0] if value is not None and value.parts else ""
     if len(head) > 2 and head.endswith(":"):
         uri = f"{head}//{'/'.join(value.parts[1:])}"
-        fail(f"--out {uri}: for object-store output run `lead jobs run VERB CONFIG --out {uri}` "
-             "(it mirrors the folder and uploads it, manifests last) or `lead submit`")
+        fail(
+            f"--out {uri}: for object-store output run `lead jobs run VERB CONFIG --out {uri}` "
+            "(it mirrors the folder and uploads it, manifests last) or `lead submit`"
+        )
     return value
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment YAML (see configs/).")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).",
-                                      callback=_local_out)]
+OutOpt = Annotated[
+    Path,
+    typer.Option("--out", "-o", help="Output folder (created if missing).", callback=_local_out),
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a config value: key.path=value (repeatable)."),

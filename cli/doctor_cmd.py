@@ -40,11 +40,23 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def doctor(
         config: Annotated[Path | None, typer.Argument(help="Experiment YAML to check.")] = None,
-        address: Annotated[str | None, typer.Option("--address", "-a", help="A cluster: its "
-                           "dashboard URL (http://HOST:8265, runs the check as a job there) or "
-                           "a Ray address (auto, ray://HOST:10001). Default: this machine.")] = None,
-        verb: Annotated[str | None, typer.Option(help="Check one stage only: train | encode | "
-                        "index | search (default: the whole pipeline).")] = None,
+        address: Annotated[
+            str | None,
+            typer.Option(
+                "--address",
+                "-a",
+                help="A cluster: its "
+                "dashboard URL (http://HOST:8265, runs the check as a job there) or "
+                "a Ray address (auto, ray://HOST:10001). Default: this machine.",
+            ),
+        ] = None,
+        verb: Annotated[
+            str | None,
+            typer.Option(
+                help="Check one stage only: train | encode | "
+                "index | search (default: the whole pipeline)."
+            ),
+        ] = None,
         overrides: SetOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
     ) -> None:
@@ -71,7 +83,10 @@ def register(app: typer.Typer) -> None:
                 out["verdict"] = dr.verdict(checks)
             typer.echo(json.dumps(out, indent=2))
         else:
-            typer.echo(dr.format_report(facts, checks, cfg.name if cfg else "",
-                                        dr.needs(cfg, verb) if cfg else None))
+            typer.echo(
+                dr.format_report(
+                    facts, checks, cfg.name if cfg else "", dr.needs(cfg, verb) if cfg else None
+                )
+            )
         if checks is not None and dr.verdict(checks) == "NOT READY":
             raise typer.Exit(1)

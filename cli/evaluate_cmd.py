@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from lead_ray.cli.common import fail, run_guarded
 
 

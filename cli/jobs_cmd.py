@@ -12,8 +12,12 @@ from lead_ray.cli.common import ConfigArg, SetOpt, fail, load, user_errors
 
 AddressOpt = Annotated[
     str | None,
-    typer.Option("--address", "-a", help="Ray dashboard URL, e.g. http://127.0.0.1:8265 "
-                 "(default: $RAY_API_SERVER_ADDRESS, an http $RAY_ADDRESS, or that URL)."),
+    typer.Option(
+        "--address",
+        "-a",
+        help="Ray dashboard URL, e.g. http://127.0.0.1:8265 "
+        "(default: $RAY_API_SERVER_ADDRESS, an http $RAY_ADDRESS, or that URL).",
+    ),
 ]
 JobArg = Annotated[str, typer.Argument(help="Job (submission) id, as `lead submit` printed it.")]
 
@@ -38,9 +42,12 @@ def _out_for_cluster(out: str | None, address: str) -> str | None:
         return out
     host = urlsplit(address).hostname or ""
     if host not in ("127.0.0.1", "localhost", "::1"):
-        typer.secho(f"warning: --out {out} is a local path; on a multi-node cluster use "
-                    "s3:// or gs:// (or a filesystem every node mounts)", err=True,
-                    fg=typer.colors.YELLOW)
+        typer.secho(
+            f"warning: --out {out} is a local path; on a multi-node cluster use "
+            "s3:// or gs:// (or a filesystem every node mounts)",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
     return str(Path(out).expanduser().resolve())
 
 
@@ -71,20 +78,46 @@ def register(app: typer.Typer) -> None:
     def submit(
         config: ConfigArg,
         address: AddressOpt = None,
-        out: Annotated[str | None, typer.Option("--out", "-o", help="Output folder on the "
-                       "cluster: s3://..., gs://..., or a path every node sees.")] = None,
-        verb: Annotated[str, typer.Option(help="The verb to run there: a stage (prepare, mine, "
-                        "cache-teacher, train, encode, index, search, report), pipeline or doctor."
-                        )] = "train",
+        out: Annotated[
+            str | None,
+            typer.Option(
+                "--out",
+                "-o",
+                help="Output folder on the cluster: s3://..., gs://..., or a path every node sees.",
+            ),
+        ] = None,
+        verb: Annotated[
+            str,
+            typer.Option(
+                help="The verb to run there: a stage (prepare, mine, "
+                "cache-teacher, train, encode, index, search, report), pipeline or doctor."
+            ),
+        ] = "train",
         overrides: SetOpt = None,
-        follow: Annotated[bool, typer.Option(help="Stream the logs until the job ends and exit "
-                          "with its status (0 SUCCEEDED, 1 FAILED, 3 STOPPED).")] = False,
-        pip: Annotated[list[str] | None, typer.Option(help="A pip requirement for the job's "
-                       "runtime env (repeatable), e.g. lead-ray==0.1.0.")] = None,
-        wheel: Annotated[Path | None, typer.Option(help="A lead-ray wheel to ship and install "
-                         "(`pip wheel . -w dist --no-deps`).")] = None,
-        env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE set in the job "
-                       "(repeatable), e.g. AWS_ENDPOINT_URL=...")] = None,
+        follow: Annotated[
+            bool,
+            typer.Option(
+                help="Stream the logs until the job ends and exit "
+                "with its status (0 SUCCEEDED, 1 FAILED, 3 STOPPED)."
+            ),
+        ] = False,
+        pip: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="A pip requirement for the job's "
+                "runtime env (repeatable), e.g. lead-ray==0.1.0."
+            ),
+        ] = None,
+        wheel: Annotated[
+            Path | None,
+            typer.Option(
+                help="A lead-ray wheel to ship and install (`pip wheel . -w dist --no-deps`)."
+            ),
+        ] = None,
+        env: Annotated[
+            list[str] | None,
+            typer.Option(help="KEY=VALUE set in the job (repeatable), e.g. AWS_ENDPOINT_URL=..."),
+        ] = None,
         name: Annotated[str | None, typer.Option(help="Prefix of the job id.")] = None,
     ) -> None:
         """Submit `lead VERB` with the resolved config to a Ray cluster; prints the job id."""
@@ -98,8 +131,17 @@ def register(app: typer.Typer) -> None:
         out = _out_for_cluster(out, url)
         guarded(jobs.entrypoint, verb, out)  # a bad verb or a missing --out fails before connecting
         client = guarded(jobs.connect, url)
-        job_id = guarded(jobs.submit, client, cfg, verb, out, pip=pip or [],
-                          wheel=str(wheel) if wheel else None, env_vars=_pairs(env), name=name)
+        job_id = guarded(
+            jobs.submit,
+            client,
+            cfg,
+            verb,
+            out,
+            pip=pip or [],
+            wheel=str(wheel) if wheel else None,
+            env_vars=_pairs(env),
+            name=name,
+        )
         typer.echo(f"submitted {job_id} to {url}")
         if follow:
             follow_and_exit(client, job_id)
@@ -124,9 +166,17 @@ def register(app: typer.Typer) -> None:
         typer.echo(guarded(lambda: jobs.status(jobs.connect(address), job_id)))
 
     @jobs_app.command()
-    def logs(job_id: JobArg, address: AddressOpt = None,
-             follow: Annotated[bool, typer.Option(help="Stream until the job ends; exit with "
-                               "its status (0 SUCCEEDED, 1 FAILED, 3 STOPPED).")] = False) -> None:
+    def logs(
+        job_id: JobArg,
+        address: AddressOpt = None,
+        follow: Annotated[
+            bool,
+            typer.Option(
+                help="Stream until the job ends; exit with "
+                "its status (0 SUCCEEDED, 1 FAILED, 3 STOPPED)."
+            ),
+        ] = False,
+    ) -> None:
         """The job's driver log (stdout and stderr)."""
         from lead_ray.distributed import jobs
 
@@ -136,8 +186,11 @@ def register(app: typer.Typer) -> None:
         typer.echo(guarded(jobs.logs, client, job_id), nl=False)
 
     @jobs_app.command()
-    def stop(job_id: JobArg, address: AddressOpt = None,
-             wait: Annotated[bool, typer.Option(help="Wait until it has stopped.")] = True) -> None:
+    def stop(
+        job_id: JobArg,
+        address: AddressOpt = None,
+        wait: Annotated[bool, typer.Option(help="Wait until it has stopped.")] = True,
+    ) -> None:
         """Stop a job (SIGTERM to its driver, then SIGKILL)."""
         from lead_ray.distributed import jobs
 

@@ -25,9 +25,15 @@ def _status(run) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def pipeline(config: ConfigArg, out: OutOpt, overrides: SetOpt = None, progress: ProgressOpt = True,
-                 status: bool = typer.Option(False, "--status", help="Only list which stages "
-                                             "of --out are complete.")) -> None:
+    def pipeline(
+        config: ConfigArg,
+        out: OutOpt,
+        overrides: SetOpt = None,
+        progress: ProgressOpt = True,
+        status: bool = typer.Option(
+            False, "--status", help="Only list which stages of --out are complete."
+        ),
+    ) -> None:
         """prepare -> mine -> train (LEAD) -> encode -> index -> search -> evaluate -> report.md.
 
         Stages whose outputs are complete are skipped; rerun on the same --out to finish a run."""
@@ -39,8 +45,11 @@ def register(app: typer.Typer) -> None:
         headline(run, run_guarded(run_pipeline, run))
 
     @app.command()
-    def quickstart(out: OutOpt = Path("runs/quickstart"), overrides: SetOpt = None,
-                   progress: ProgressOpt = True) -> None:
+    def quickstart(
+        out: OutOpt = Path("runs/quickstart"),
+        overrides: SetOpt = None,
+        progress: ProgressOpt = True,
+    ) -> None:
         """The whole pipeline on the embedded default: bundled sample collection, the packaged
         all-MiniLM-L6-v2 as teacher, a 2-layer student, local CPU."""
         from lead_ray.resources import resource_path

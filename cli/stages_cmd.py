@@ -14,40 +14,62 @@ import typer
 
 from lead_ray.cli.common import ConfigArg, OutOpt, ProgressOpt, SetOpt, open_run, run_guarded
 
-SystemOpt = Annotated[str | None, typer.Option(
-    "--system", "--model", help="A system (student, student-init, teacher, teacher-init) or a "
-    "dual-encoder model folder. Default: encode.model (encode, index) or student.")]
-SplitOpt = Annotated[str | None, typer.Option(
-    help="Query split (default: search.split, else data.eval_split).")]
-RayOpt = Annotated[bool, typer.Option("--ray", help="Run it on Ray even when the config would "
-                                      "not (a local Ray unless ray.address names a cluster).")]
+SystemOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--system",
+        "--model",
+        help="A system (student, student-init, teacher, teacher-init) or a "
+        "dual-encoder model folder. Default: encode.model (encode, index) or student.",
+    ),
+]
+SplitOpt = Annotated[
+    str | None, typer.Option(help="Query split (default: search.split, else data.eval_split).")
+]
+RayOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ray",
+        help="Run it on Ray even when the config would "
+        "not (a local Ray unless ray.address names a cluster).",
+    ),
+]
 
 
 def _show(name: str, run, result: dict[str, Any], system: str | None, split: str | None) -> None:
     """What a verb prints when it is done."""
     layout = run.layout
     if name == "prepare":
-        typer.echo(f"corpus: {layout.corpus}  ({result['corpus']:,} docs); models: {layout.root / 'models'}")
+        typer.echo(
+            f"corpus: {layout.corpus}  ({result['corpus']:,} docs); "
+            f"models: {layout.root / 'models'}"
+        )
     elif name == "mine":
         typer.echo(f"examples: {result['file']}  ({result['examples']} queries)")
     elif name == "cache-teacher":
-        typer.echo(f"teacher cache: {layout.teacher_cache}  ({result['queries']} queries, "
-                   f"{result['passages']} passages, {result['layers']} layers)")
+        typer.echo(
+            f"teacher cache: {layout.teacher_cache}  ({result['queries']} queries, "
+            f"{result['passages']} passages, {result['layers']} layers)"
+        )
     elif name == "train":
         typer.echo(f"student: {layout.trained_model('student')}  ({result.get('steps')} steps)")
     elif name == "encode":
         last = result.get("last_run") or {}
         rate = f", {last['docs_per_s']:,.1f} docs/s" if last.get("docs_per_s") else ""
-        typer.echo(f"embeddings: {layout.embeddings(run.system(system).key)}  ({result['rows']:,} "
-                   f"rows, {len(result['shards'])} shards, dim {result['dim']}, {result['dtype']}; "
-                   f"encoded now: {len(last.get('encoded', []))} shards{rate})")
+        typer.echo(
+            f"embeddings: {layout.embeddings(run.system(system).key)}  ({result['rows']:,} "
+            f"rows, {len(result['shards'])} shards, dim {result['dim']}, {result['dtype']}; "
+            f"encoded now: {len(last.get('encoded', []))} shards{rate})"
+        )
     elif name == "index":
         from lead_ray.corpus.planner import format_plan
 
         if result["plan"] is not None:
             typer.echo(format_plan(result["plan"]), err=True)
-        typer.echo(f"index: {layout.index(run.system(system).key)}  ({result['factory']}, "
-                   f"{len(result['shards'])} shards)")
+        typer.echo(
+            f"index: {layout.index(run.system(system).key)}  ({result['factory']}, "
+            f"{len(result['shards'])} shards)"
+        )
     elif name == "search":
         _show_search(run, result, system, split)
     elif name == "report":
@@ -77,8 +99,15 @@ def _default_system(name: str, run, system: str | None) -> str | None:
 def _verb(name: str, summary: str, per_system: bool, per_split: bool, has_ray: bool):
     """The Typer callback of one stage verb, with exactly the options that stage takes."""
 
-    def command(config: Path, out: Path, overrides: list[str] | None = None, progress: bool = True,
-                system: str | None = None, split: str | None = None, ray: bool = False) -> None:
+    def command(
+        config: Path,
+        out: Path,
+        overrides: list[str] | None = None,
+        progress: bool = True,
+        system: str | None = None,
+        split: str | None = None,
+        ray: bool = False,
+    ) -> None:
         from lead_ray.config import save_resolved
         from lead_ray.stages.dispatch import run_stage
 
@@ -93,16 +122,27 @@ def _verb(name: str, summary: str, per_system: bool, per_split: bool, has_ray: b
         target, result = run_guarded(go)
         _show(name, run, result, target, split or run.eval_split)
 
-    params = [inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=ConfigArg),
-              inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=OutOpt),
-              inspect.Parameter("overrides", inspect.Parameter.KEYWORD_ONLY, annotation=SetOpt, default=None),
-              inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, annotation=ProgressOpt, default=True)]
-    for flag, pname, annotation, default in ((per_system, "system", SystemOpt, None),
-                                             (per_split, "split", SplitOpt, None),
-                                             (has_ray, "ray", RayOpt, False)):
+    params = [
+        inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=ConfigArg),
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=OutOpt),
+        inspect.Parameter(
+            "overrides", inspect.Parameter.KEYWORD_ONLY, annotation=SetOpt, default=None
+        ),
+        inspect.Parameter(
+            "progress", inspect.Parameter.KEYWORD_ONLY, annotation=ProgressOpt, default=True
+        ),
+    ]
+    for flag, pname, annotation, default in (
+        (per_system, "system", SystemOpt, None),
+        (per_split, "split", SplitOpt, None),
+        (has_ray, "ray", RayOpt, False),
+    ):
         if flag:
-            params.append(inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
-                                            default=default))
+            params.append(
+                inspect.Parameter(
+                    pname, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+                )
+            )
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
     command.__doc__ = summary[0].upper() + summary[1:] + "."
@@ -116,5 +156,12 @@ def register(app: typer.Typer) -> None:
     for st in STAGES.values():
         if st.name == "evaluate":  # `lead search` evaluates; `lead evaluate RUN QRELS` scores files
             continue
-        app.command(name=st.name)(_verb(st.name, st.summary, st.per_system and st.name != "report",
-                                        st.per_split, st.ray is not None))
+        app.command(name=st.name)(
+            _verb(
+                st.name,
+                st.summary,
+                st.per_system and st.name != "report",
+                st.per_split,
+                st.ray is not None,
+            )
+        )

@@ -77,7 +77,9 @@ def atomic_file(target: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
 def _remote_atomic_file(uri: str, mode: str) -> Iterator[Any]:
     # Write a local temporary file; upload it only when the block succeeds. An object store
     # shows an upload whole or not at all, so a failed block leaves no object behind.
-    fh = tempfile.NamedTemporaryFile(mode, delete=False, **({} if "b" in mode else {"encoding": "utf-8"}))
+    fh = tempfile.NamedTemporaryFile(
+        mode, delete=False, **({} if "b" in mode else {"encoding": "utf-8"})
+    )
     try:
         with fh:
             yield fh
@@ -111,8 +113,9 @@ def _upload_file(local: Path, fs: Any, path: str) -> None:
 
     if "/" in path.strip("/"):
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(),
-                    destination_filesystem=fs)
+    pafs.copy_files(
+        str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs
+    )
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
@@ -336,7 +339,9 @@ class Mirror:
             return []
         now = snapshot(self.path)
         fs, root = filesystem(str(self.out))
-        sent = _upload_ordered(self.path, fs, root, [r for r, st in now.items() if self._remote.get(r) != st])
+        sent = _upload_ordered(
+            self.path, fs, root, [r for r, st in now.items() if self._remote.get(r) != st]
+        )
         for rel in sorted(set(self._remote) - set(now)):
             with contextlib.suppress(FileNotFoundError):
                 fs.delete_file(f"{root.rstrip('/')}/{rel}")

@@ -36,18 +36,110 @@ MIN_WORDS, MAX_WORDS = 30, 80
 # ----------------------------------------------------------------------------- names
 
 
-ONSETS = ["b", "br", "c", "d", "dr", "f", "g", "gr", "h", "k", "l", "m", "n", "p", "r", "s",
-          "st", "t", "th", "tr", "v", "w", "y", "z", "ost", "el", "ul", "ar", "or", "is"]
+ONSETS = [
+    "b",
+    "br",
+    "c",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "st",
+    "t",
+    "th",
+    "tr",
+    "v",
+    "w",
+    "y",
+    "z",
+    "ost",
+    "el",
+    "ul",
+    "ar",
+    "or",
+    "is",
+]
 VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou", "ia", "y"]
 CODAS = ["", "n", "r", "l", "m", "s", "th", "nd", "rk", "ld", "st", "v", "sk", "rn"]
-TOWN_ENDS = ["holt", "mere", "wick", "by", "stead", "ford", "ridge", "moor", "dale", "haven",
-             "ton", "brook", "gate", "well", "fell", "mouth"]
-FIRST_NAMES = ["Ilsa", "Teodor", "Mirelle", "Oskan", "Brenna", "Calder", "Yvane", "Anselm",
-               "Petra", "Doran", "Liesel", "Matthis", "Orla", "Severin", "Talia", "Ewan",
-               "Ysolde", "Bertil", "Noemi", "Kasimir", "Vera", "Emrich", "Sabine", "Lucan",
-               "Hedda", "Arvid", "Margit", "Tobiah", "Inga", "Ferrand", "Rosalind", "Jorin"]
-SHE = {"Ilsa", "Mirelle", "Brenna", "Yvane", "Petra", "Liesel", "Orla", "Talia", "Ysolde",
-       "Noemi", "Vera", "Sabine", "Hedda", "Margit", "Inga", "Rosalind"}
+TOWN_ENDS = [
+    "holt",
+    "mere",
+    "wick",
+    "by",
+    "stead",
+    "ford",
+    "ridge",
+    "moor",
+    "dale",
+    "haven",
+    "ton",
+    "brook",
+    "gate",
+    "well",
+    "fell",
+    "mouth",
+]
+FIRST_NAMES = [
+    "Ilsa",
+    "Teodor",
+    "Mirelle",
+    "Oskan",
+    "Brenna",
+    "Calder",
+    "Yvane",
+    "Anselm",
+    "Petra",
+    "Doran",
+    "Liesel",
+    "Matthis",
+    "Orla",
+    "Severin",
+    "Talia",
+    "Ewan",
+    "Ysolde",
+    "Bertil",
+    "Noemi",
+    "Kasimir",
+    "Vera",
+    "Emrich",
+    "Sabine",
+    "Lucan",
+    "Hedda",
+    "Arvid",
+    "Margit",
+    "Tobiah",
+    "Inga",
+    "Ferrand",
+    "Rosalind",
+    "Jorin",
+]
+SHE = {
+    "Ilsa",
+    "Mirelle",
+    "Brenna",
+    "Yvane",
+    "Petra",
+    "Liesel",
+    "Orla",
+    "Talia",
+    "Ysolde",
+    "Noemi",
+    "Vera",
+    "Sabine",
+    "Hedda",
+    "Margit",
+    "Inga",
+    "Rosalind",
+}
 
 
 def make_word(rng: random.Random, syllables: int) -> str:
@@ -76,8 +168,12 @@ class Names:
         return self._unique(lambda: make_word(self.rng, 2).title())
 
     def surname(self) -> str:
-        return self._unique(lambda: (make_word(self.rng, 1) + self.rng.choice(
-            ["ow", "ick", "en", "ard", "ley", "by", "er", "is", "and"])).title())
+        return self._unique(
+            lambda: (
+                make_word(self.rng, 1)
+                + self.rng.choice(["ow", "ick", "en", "ard", "ley", "by", "er", "is", "and"])
+            ).title()
+        )
 
     def person(self) -> tuple[str, str]:
         first = self.rng.choice(FIRST_NAMES)
@@ -118,12 +214,18 @@ def fields(ent: Entity, attr: str) -> dict[str, str]:
 def draw_fillers(rng: random.Random, names: Names, towns: list[str]) -> dict[str, str]:
     """Fillers drawn once per fact, so two facts of one entity differ in their details."""
     (person, _), (person2, _) = names.person(), names.person()
-    return {"year2": str(rng.randrange(1600, 1900)), "year3": str(rng.randrange(1450, 1900)),
-            "n": str(rng.choice([3, 4, 5, 6, 7, 8, 9, 11, 12, 14, 15, 18, 20, 25, 30, 40, 60])),
-            "k": str(rng.randrange(2, 30)), "age": str(rng.randrange(11, 20)),
-            "cm": str(rng.randrange(6, 70)), "person": person, "person2": person2,
-            "town": rng.choice(towns),
-            "season": rng.choice(["spring", "summer", "autumn", "winter"])}
+    return {
+        "year2": str(rng.randrange(1600, 1900)),
+        "year3": str(rng.randrange(1450, 1900)),
+        "n": str(rng.choice([3, 4, 5, 6, 7, 8, 9, 11, 12, 14, 15, 18, 20, 25, 30, 40, 60])),
+        "k": str(rng.randrange(2, 30)),
+        "age": str(rng.randrange(11, 20)),
+        "cm": str(rng.randrange(6, 70)),
+        "person": person,
+        "person2": person2,
+        "town": rng.choice(towns),
+        "season": rng.choice(["spring", "summer", "autumn", "winter"]),
+    }
 
 
 def render_passage(rng: random.Random, ent: Entity, attr: str) -> str:
@@ -147,8 +249,10 @@ def render_passage(rng: random.Random, ent: Entity, attr: str) -> str:
 def build_world(rng: random.Random) -> list[Entity]:
     """Every entity of every kind, with its attribute values and fillers drawn from `rng`."""
     names = Names(rng)
-    regions = [f"the {names.word()} {w}" for w in
-               ("Valley", "Coast", "Hills", "Plain", "Highlands", "Fens", "Marches", "Lakes")]
+    regions = [
+        f"the {names.word()} {w}"
+        for w in ("Valley", "Coast", "Hills", "Plain", "Highlands", "Fens", "Marches", "Lakes")
+    ]
     towns = [names.town() for _ in range(KINDS[0].count)]  # KINDS[0] is the towns
     entities = []
     for kind in KINDS:
@@ -163,11 +267,18 @@ def build_world(rng: random.Random) -> list[Entity]:
             if kind.key == "person":
                 person, first = names.person()
             she = first in SHE
-            fill = {"region": rng.choice(regions), "home": rng.choice(towns),
-                    "year": str(rng.randrange(1150, 1850)), "river": names.word(),
-                    "mountain": names.word(), "he": "she" if she else "he",
-                    "his": "her" if she else "his", "him": "her" if she else "him",
-                    "child": "daughter" if she else "son", **record.get("fill", {})}
+            fill = {
+                "region": rng.choice(regions),
+                "home": rng.choice(towns),
+                "year": str(rng.randrange(1150, 1850)),
+                "river": names.word(),
+                "mountain": names.word(),
+                "he": "she" if she else "he",
+                "his": "her" if she else "his",
+                "him": "her" if she else "him",
+                "child": "daughter" if she else "son",
+                **record.get("fill", {}),
+            }
             if kind.key == "town":
                 name = towns[i]
             elif kind.key == "person":
@@ -175,10 +286,14 @@ def build_world(rng: random.Random) -> list[Entity]:
             else:
                 base = record.get("name", record.get("base", kind.bases[i] if kind.bases else ""))
                 name = rng.choice(kind.names).format(
-                    word=names.word(), surname=names.surname(), surname2=names.surname(),
-                    base=base.format_map(fill))
-            values = {k: record[k] if k in record else pools[k][i % len(pools[k])]
-                      for k in kind.attrs}
+                    word=names.word(),
+                    surname=names.surname(),
+                    surname2=names.surname(),
+                    base=base.format_map(fill),
+                )
+            values = {
+                k: record[k] if k in record else pools[k][i % len(pools[k])] for k in kind.attrs
+            }
             facts = {k: draw_fillers(rng, names, towns) for k in kind.attrs}
             entities.append(Entity(kind, name.lower() if kind.lower else name, fill, values, facts))
     return entities
@@ -216,16 +331,18 @@ def make_passages(rng: random.Random, world: list[Entity]) -> list[Passage]:
     out = []
     for e, ent in enumerate(world):
         for attr in ent.kind.attrs:
-            out.append(Passage(title_of(ent), render_passage(rng, ent, attr),
-                               frozenset({(e, attr)})))
+            out.append(
+                Passage(title_of(ent), render_passage(rng, ent, attr), frozenset({(e, attr)}))
+            )
         if ent.kind.overviews and rng.random() < 0.35:
             text, attrs = render_overview(rng, ent)
             out.append(Passage(title_of(ent), text, frozenset((e, a) for a in attrs)))
     return out
 
 
-def make_queries(rng: random.Random, world: list[Entity], passages: list[Passage]
-                 ) -> list[tuple[str, set]]:
+def make_queries(
+    rng: random.Random, world: list[Entity], passages: list[Passage]
+) -> list[tuple[str, set]]:
     """Queries with the facts that answer them: named ("what does X eat") or reverse ("which
     animal eats Y": every entity of that kind the same words fit is an answer). A reverse query
     that more than 2 passages answer is asked the named way instead."""
@@ -242,8 +359,11 @@ def make_queries(rng: random.Random, world: list[Entity], passages: list[Passage
             if spec.finds and rng.random() < REVERSE_RATE:
                 template = rng.choice(spec.finds)
                 text = template.format_map(fields(ent, attr))
-                answers = {(o, attr) for o, other in enumerate(world) if other.kind is ent.kind
-                           and template.format_map(fields(other, attr)) == text}
+                answers = {
+                    (o, attr)
+                    for o, other in enumerate(world)
+                    if other.kind is ent.kind and template.format_map(fields(other, attr)) == text
+                }
                 if sum(stating[a] for a in answers) > 2:
                     text, answers = "", {(e, attr)}
             if not text:
@@ -263,8 +383,9 @@ def build(seed: int = SEED) -> tuple[list[dict], list[dict], dict[str, list[tupl
     queries = make_queries(rng, world, passages)
     rng.shuffle(passages)  # ids carry no hint of which entity or attribute a passage is about
     rng.shuffle(queries)
-    corpus = [{"_id": f"d{i:04d}", "title": p.title, "text": p.text}
-              for i, p in enumerate(passages)]
+    corpus = [
+        {"_id": f"d{i:04d}", "title": p.title, "text": p.text} for i, p in enumerate(passages)
+    ]
     by_fact = defaultdict(list)
     for row, p in zip(corpus, passages, strict=True):
         for fact in p.facts:
@@ -302,8 +423,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write(args.out, corpus, queries, qrels)
     n_q = {k: len({q for q, _ in v}) for k, v in qrels.items()}
-    print(f"{len(corpus)} passages, {n_q['train']} train + {n_q['test']} test queries"
-          f" -> {args.out}")
+    print(
+        f"{len(corpus)} passages, {n_q['train']} train + {n_q['test']} test queries -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def embed(model, tok, texts: list[str]) -> torch.Tensor:
 @torch.inference_mode()
 def encode(model, tok, texts: list[str], batch_size: int = 64) -> torch.Tensor:
     model.eval()
-    return torch.cat([embed(model, tok, texts[i:i + batch_size])
-                      for i in range(0, len(texts), batch_size)])
+    return torch.cat(
+        [embed(model, tok, texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+    )
 
 
 def evaluate(model, tok, corpus, queries, qrels) -> dict[str, float]:
@@ -62,9 +63,11 @@ def evaluate(model, tok, corpus, queries, qrels) -> dict[str, float]:
     qids = sorted({r.query_id for r in qrels})
     scores = encode(model, tok, [queries[q] for q in qids]) @ docs.T  # [Q, N]
     top = scores.topk(100, dim=1)
-    run = [ir_measures.ScoredDoc(q, corpus[j]["_id"], s)
-           for q, ss, jj in zip(qids, top.values.tolist(), top.indices.tolist(), strict=True)
-           for s, j in zip(ss, jj, strict=True)]
+    run = [
+        ir_measures.ScoredDoc(q, corpus[j]["_id"], s)
+        for q, ss, jj in zip(qids, top.values.tolist(), top.indices.tolist(), strict=True)
+        for s, j in zip(ss, jj, strict=True)
+    ]
     scores = ir_measures.calc_aggregate(MEASURES, qrels, run)
     return {str(m): round(v, 3) for m, v in scores.items()}
 
@@ -81,22 +84,33 @@ def distil(student, teacher, tok, corpus, queries, qrels, steps: int, seed: int)
     qids = sorted(positives)
     t_docs = encode(teacher, tok, texts)  # [N, D]
     t_q = encode(teacher, tok, [queries[q] for q in qids])  # [Q, D]
-    mined = [[j for j in (t_q[i] @ t_docs.T).topk(40).indices.tolist()
-              if corpus[j]["_id"] not in positives[q]] for i, q in enumerate(qids)]
+    mined = [
+        [
+            j
+            for j in (t_q[i] @ t_docs.T).topk(40).indices.tolist()
+            if corpus[j]["_id"] not in positives[q]
+        ]
+        for i, q in enumerate(qids)
+    ]
     opt = torch.optim.AdamW(student.parameters(), lr=5e-5)
     student.train()
     start, b, n = time.time(), 16, 8
     for _ in range(steps):
         picks = rng.sample(range(len(qids)), b)
-        rows = [j for i in picks for j in
-                [row[sorted(positives[qids[i]])[0]]] + rng.sample(mined[i], n - 1)]
+        rows = [
+            j
+            for i in picks
+            for j in [row[sorted(positives[qids[i]])[0]]] + rng.sample(mined[i], n - 1)
+        ]
         q_emb = embed(student, tok, [queries[qids[i]] for i in picks])  # [B, D]
         p_emb = embed(student, tok, [texts[j] for j in rows]).view(b, n, -1)  # [B, N, D]
         student_scores = torch.einsum("bd,bnd->bn", q_emb, p_emb) / TAU  # [B, N]
-        teacher_scores = torch.einsum("bd,bnd->bn", t_q[picks],
-                                      t_docs[rows].view(b, n, -1)) / TAU  # [B, N]
-        kd = F.kl_div(F.log_softmax(student_scores, -1), F.softmax(teacher_scores, -1),
-                      reduction="batchmean")
+        teacher_scores = (
+            torch.einsum("bd,bnd->bn", t_q[picks], t_docs[rows].view(b, n, -1)) / TAU
+        )  # [B, N]
+        kd = F.kl_div(
+            F.log_softmax(student_scores, -1), F.softmax(teacher_scores, -1), reduction="batchmean"
+        )
         in_batch = F.cross_entropy(q_emb @ p_emb[:, 0].T / TAU, torch.arange(b))  # [B, B]
         opt.zero_grad()
         (kd + in_batch).backward()
@@ -120,14 +134,17 @@ def main() -> None:
     config = BertConfig.from_pretrained(path, num_hidden_layers=2)
     cut = AutoModel.from_pretrained(path)
     cut.encoder.layer = cut.encoder.layer[:2]  # keep embeddings + the first 2 blocks
-    rows = {"MiniLM-L6 (teacher)": evaluate(teacher, tok, corpus, queries, qrels["test"]),
-            "random 2-layer BERT": evaluate(BertModel(config, add_pooling_layer=False), tok,
-                                            corpus, queries, qrels["test"]),
-            "MiniLM first 2 layers, untrained": evaluate(cut, tok, corpus, queries,
-                                                         qrels["test"])}
+    rows = {
+        "MiniLM-L6 (teacher)": evaluate(teacher, tok, corpus, queries, qrels["test"]),
+        "random 2-layer BERT": evaluate(
+            BertModel(config, add_pooling_layer=False), tok, corpus, queries, qrels["test"]
+        ),
+        "MiniLM first 2 layers, untrained": evaluate(cut, tok, corpus, queries, qrels["test"]),
+    }
     seconds = distil(cut, teacher, tok, corpus, queries, qrels["train"], args.steps, args.seed)
     rows[f"same, distilled {args.steps} steps ({seconds:.0f} s)"] = evaluate(
-        cut, tok, corpus, queries, qrels["test"])
+        cut, tok, corpus, queries, qrels["test"]
+    )
     n_q = {k: len({r.query_id for r in v}) for k, v in qrels.items()}
     print(f"{len(corpus)} passages, {n_q['train']} train / {n_q['test']} test queries; test split:")
     print("| model | " + " | ".join(map(str, MEASURES)) + " |")

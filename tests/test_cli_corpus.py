@@ -40,8 +40,9 @@ def test_flat_index_search_and_evaluate(trained):
     assert len((trained / "runs" / "student" / "test.tsv").read_text().splitlines()) == len(lines)
     summary = json.loads((trained / "eval" / "student" / "test.json").read_text())
     qrels = trained / "synthetic" / "qrels" / "test.tsv"
-    evaluated = _ok(["evaluate", str(run), str(qrels), "--json", str(trained / "eval.json"),
-                     "-m", "nDCG@10"])
+    evaluated = _ok(
+        ["evaluate", str(run), str(qrels), "--json", str(trained / "eval.json"), "-m", "nDCG@10"]
+    )
     assert "nDCG@10" in evaluated
     again = json.loads((trained / "eval.json").read_text())
     assert again["aggregate"]["nDCG@10"] == pytest.approx(summary["metrics"]["nDCG@10"])
@@ -49,7 +50,14 @@ def test_flat_index_search_and_evaluate(trained):
 
 @pytest.mark.ray
 def test_ann_index_reports_recall_against_exact_and_ray_search_agrees(trained, ray_local):
-    sets = ["--set", "index.factory=IVF4,Flat", "--set", "index.nprobe=1", "--set", "index.train_sample=200"]
+    sets = [
+        "--set",
+        "index.factory=IVF4,Flat",
+        "--set",
+        "index.nprobe=1",
+        "--set",
+        "index.train_sample=200",
+    ]
     _ok(["index", str(TINY), "--out", str(trained), "--ray", *sets])
     out = _ok(["search", str(TINY), "--out", str(trained), *sets])
     assert "ann_recall@20 vs exact" in out
@@ -60,12 +68,15 @@ def test_ann_index_reports_recall_against_exact_and_ray_search_agrees(trained, r
     assert (trained / "runs" / "student" / "test.trec").read_text() == local
 
 
-@pytest.mark.parametrize(("setting", "message"), [
-    ("index.factory=Bogus42", "index.factory: 'Bogus42' is not a usable faiss factory"),
-    ("index.factory=IVF4096,Flat", "trains on at least 4,096 vectors; only 200 are available"),
-    ("index.factory=IVF4,PQ8", "trains on at least 256 vectors; only 200 are available"),
-    ("encode.memory_limit_gb=0.0001", "does not fit"),
-])
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("index.factory=Bogus42", "index.factory: 'Bogus42' is not a usable faiss factory"),
+        ("index.factory=IVF4096,Flat", "trains on at least 4,096 vectors; only 200 are available"),
+        ("index.factory=IVF4,PQ8", "trains on at least 256 vectors; only 200 are available"),
+        ("encode.memory_limit_gb=0.0001", "does not fit"),
+    ],
+)
 def test_planner_refusals_are_one_line_errors(trained, setting, message):
     """A factory faiss rejects, a corpus too small to train an index, a plan above the memory
     limit: exit code 2 and one line naming the problem, before anything is built."""

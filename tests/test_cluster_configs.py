@@ -70,7 +70,9 @@ def test_launcher_cluster_shape(name):
     head = types[cfg["head_node_type"]]
     assert head["resources"] == {"CPU": 0}  # a CPU head that runs no work
     gpu_types = [t for t in types if t.startswith("gpu")]
-    assert gpu_types and all(types[t]["min_workers"] == 0 < types[t]["max_workers"] for t in gpu_types)
+    assert gpu_types and all(
+        types[t]["min_workers"] == 0 < types[t]["max_workers"] for t in gpu_types
+    )
     assert 0 < cfg["idle_timeout_minutes"] <= 30
     assert cfg["docker"]["worker_image"] and cfg["docker"]["head_image"]  # images with lead-ray
     storage = cfg["metadata"]["lead_ray"]["storage"]
@@ -111,7 +113,9 @@ def check_ray_cluster_spec(spec: dict) -> None:
     assert isinstance(head["rayStartParams"], dict)
     assert all(isinstance(v, str) for v in head["rayStartParams"].values())
     assert head["rayStartParams"]["num-cpus"] == "0"
-    assert head.get("serviceType", "ClusterIP") == "ClusterIP" and head.get("enableIngress") is False
+    assert (
+        head.get("serviceType", "ClusterIP") == "ClusterIP" and head.get("enableIngress") is False
+    )
     containers = [head["template"]["spec"]["containers"][0]]
     groups = spec["workerGroupSpecs"]
     assert len({g["groupName"] for g in groups}) == len(groups)
@@ -122,8 +126,10 @@ def check_ray_cluster_spec(spec: dict) -> None:
         assert isinstance(g["rayStartParams"], dict)
         assert all(isinstance(v, str) for v in g["rayStartParams"].values())
         containers.append(g["template"]["spec"]["containers"][0])
-    assert any(g["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu")
-               for g in groups)
+    assert any(
+        g["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu")
+        for g in groups
+    )
     for c in containers + [{"env": spec["autoscalerOptions"]["env"]}]:
         env = env_of(c)
         assert env["RAY_AUTH_MODE"]["value"] == "token"
@@ -152,7 +158,9 @@ def test_kuberay_check_catches_an_exposed_dashboard():
         check_ray_cluster_spec(exposed)
     leaked = copy.deepcopy(spec)
     leaked["headGroupSpec"]["template"]["spec"]["containers"][0]["env"][1] = {
-        "name": "RAY_AUTH_TOKEN", "value": "hunter2"}
+        "name": "RAY_AUTH_TOKEN",
+        "value": "hunter2",
+    }
     with pytest.raises(KeyError):
         check_ray_cluster_spec(leaked)
 
@@ -176,7 +184,10 @@ def test_rayjob_runs_lead_with_its_config_and_the_token():
     submitter = spec["submitterPodTemplate"]["spec"]
     assert submitter["restartPolicy"] == "Never"
     env = env_of(submitter["containers"][0])
-    assert env["RAY_AUTH_MODE"]["value"] == "token" and "secretKeyRef" in env["RAY_AUTH_TOKEN"]["valueFrom"]
+    assert (
+        env["RAY_AUTH_MODE"]["value"] == "token"
+        and "secretKeyRef" in env["RAY_AUTH_TOKEN"]["valueFrom"]
+    )
 
 
 def test_no_manifest_exposes_the_dashboard_publicly():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from lead_ray.config import Config, IndexConfig
-from lead_ray.distributed.index import run_indexing, run_search_parallel
 from lead_ray.corpus.embeddings import finalize, write_shard
 from lead_ray.corpus.search import search_index
+from lead_ray.distributed.index import run_indexing, run_search_parallel
 
 pytestmark = pytest.mark.ray
 
@@ -50,7 +50,10 @@ def test_ray_built_shards_equal_one_flat_index(ray_local, tmp_path, corpus):
         np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-5)
 
     rerun = run_indexing(cfg, folder, tmp_path / "ix")
-    assert {k: rerun["last_run"][k] for k in ("built", "skipped")} == {"built": [], "skipped": [0, 1, 2, 3]}
+    assert {k: rerun["last_run"][k] for k in ("built", "skipped")} == {
+        "built": [],
+        "skipped": [0, 1, 2, 3],
+    }
 
 
 def test_ray_ivf_shards_share_one_quantizer(ray_local, tmp_path, corpus):

@@ -181,8 +181,8 @@ def _gather_worker(rank: int, world: int, cfg_dict: dict, folder: str, port: int
     from safetensors.torch import save_file
 
     from lead_ray.config import Config
-    from lead_ray.distributed.gather import all_gather_with_grad
     from lead_ray.distill.lead_model import build_lead_model
+    from lead_ray.distributed.gather import all_gather_with_grad
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -231,8 +231,8 @@ def test_gathered_negatives_equal_one_process_with_the_global_batch(tmp_path):
 
 def test_gather_switch_keeps_candidates_local():
     """train.gather=false: each worker scores its own passages only (no collective is called)."""
-    from lead_ray.distributed.gather import all_gather_with_grad
     from lead_ray.distill.lead_model import build_lead_model
+    from lead_ray.distributed.gather import all_gather_with_grad
 
     model = build_lead_model(tiny("train.gather=false"), all_gather_with_grad, rank=1, world=2)
     loss, metrics = model(_batch(range(3, 6)), [(0, 1)])
@@ -263,6 +263,7 @@ def zero2_run(ray_local, tmp_path_factory):
     return out / "train"
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_two_zero2_workers_learn_gather_and_export(zero2_run):
     from transformers import AutoModel
@@ -302,6 +303,7 @@ def test_two_zero2_workers_learn_gather_and_export(zero2_run):
     assert AutoModel.from_pretrained(out / "teacher").config.num_hidden_layers == 4
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_killed_worker_resumes_from_the_checkpoint(zero2_run, tmp_path):
     from conftest import WorkerKiller, logged_step
@@ -334,9 +336,12 @@ def test_killed_worker_resumes_from_the_checkpoint(zero2_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    return train(tiny(f"train.steps={STEPS}", "train.grad_clip=0"), tmp_path_factory.mktemp("local"))[1]
+    return train(
+        tiny(f"train.steps={STEPS}", "train.grad_clip=0"), tmp_path_factory.mktemp("local")
+    )[1]
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.parametrize("stage, interrupted", [(0, True), (2, False)])
 def test_one_worker_reproduces_the_local_loop(ray_local, local_run, tmp_path, stage, interrupted):
@@ -370,7 +375,9 @@ def test_one_worker_reproduces_the_local_loop(ray_local, local_run, tmp_path, st
         assert killer.killed and 3 <= killed_at < STEPS
     train(cfg, tmp_path / "run")
     ray_log, local_log = records(out), records(local_run)
-    assert [r["step"] for r in ray_log] == [r["step"] for r in local_log] == list(range(1, STEPS + 1))
+    assert (
+        [r["step"] for r in ray_log] == [r["step"] for r in local_log] == list(range(1, STEPS + 1))
+    )
     starts = [0] * killed_at + [killed_at] * (STEPS - killed_at)
     assert [r["resumed_from"] for r in ray_log] == starts
     for key in ("loss", "loss_contrastive", "loss_response", "loss_layer", "lr"):
@@ -383,6 +390,7 @@ def test_one_worker_reproduces_the_local_loop(ray_local, local_run, tmp_path, st
         torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_zero3_frozen_teacher_exports_full_weights(ray_local, tmp_path):
     """ZeRO-3 partitions every parameter, the frozen teacher's too; the exported student equals

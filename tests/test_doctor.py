@@ -19,19 +19,40 @@ runner = CliRunner()
 
 def software(**kw):
     """Software facts as `probe_software` reports them, for a node described by hand."""
-    sw = {"python": "3.11", "torch": "2.13.0", "cuda": None, "cuda_gpus": 0, "gpu_names": [],
-          "bf16": True, "bf16_native": False, "faiss": "1.15.1", "faiss_gpu": False,
-          "faiss_gpus": 0, "deepspeed": "0.19.8", "ds_accelerator": "cpu",
-          "ds_ops": {"cpu_adam": "jit", "deepspeed_shm_comm": "jit-cached"}}
+    sw = {
+        "python": "3.11",
+        "torch": "2.13.0",
+        "cuda": None,
+        "cuda_gpus": 0,
+        "gpu_names": [],
+        "bf16": True,
+        "bf16_native": False,
+        "faiss": "1.15.1",
+        "faiss_gpu": False,
+        "faiss_gpus": 0,
+        "deepspeed": "0.19.8",
+        "ds_accelerator": "cpu",
+        "ds_ops": {"cpu_adam": "jit", "deepspeed_shm_comm": "jit-cached"},
+    }
     return {**sw, **kw}
 
 
 def gpu_cluster() -> dr.Facts:
-    gpu_sw = software(cuda="12.8", cuda_gpus=8, gpu_names=["H100"] * 8, bf16_native=True,
-                      faiss_gpu=True, faiss_gpus=8, ds_accelerator="cuda",
-                      ds_ops={"cpu_adam": "jit", "fused_adam": "jit"})
-    return dr.Facts("2.60.0", "10.0.0.1:6379", [dr.Node("head", 8, 0, 32, software()),
-                                                 dr.Node("w1", 32, 8, 512, gpu_sw)])
+    gpu_sw = software(
+        cuda="12.8",
+        cuda_gpus=8,
+        gpu_names=["H100"] * 8,
+        bf16_native=True,
+        faiss_gpu=True,
+        faiss_gpus=8,
+        ds_accelerator="cuda",
+        ds_ops={"cpu_adam": "jit", "fused_adam": "jit"},
+    )
+    return dr.Facts(
+        "2.60.0",
+        "10.0.0.1:6379",
+        [dr.Node("head", 8, 0, 32, software()), dr.Node("w1", 32, 8, 512, gpu_sw)],
+    )
 
 
 def laptop() -> dr.Facts:
@@ -39,9 +60,19 @@ def laptop() -> dr.Facts:
 
 
 def big_gpu_config():
-    return load_config(TINY, ["train.backend=ray", "train.workers=4", "train.use_gpu=true",
-                              "train.precision=bf16", "train.deepspeed.stage=2",
-                              "index.gpu=true", "encode.actors=8", "encode.num_gpus=1"])
+    return load_config(
+        TINY,
+        [
+            "train.backend=ray",
+            "train.workers=4",
+            "train.use_gpu=true",
+            "train.precision=bf16",
+            "train.deepspeed.stage=2",
+            "index.gpu=true",
+            "encode.actors=8",
+            "encode.num_gpus=1",
+        ],
+    )
 
 
 def test_this_machine_facts_match_the_installed_stack():
@@ -106,9 +137,14 @@ def test_verb_limits_the_check_to_its_stage():
     assert dr.verdict(dr.check(cfg, laptop(), verb="index")) == "NOT READY"
 
 
-@pytest.mark.parametrize(("ops", "ok"), [({"cpu_adam": "jit-cached", "deepspeed_shm_comm": "jit-cached"}, True),
-                                         ({"cpu_adam": "jit", "deepspeed_shm_comm": "jit-cached"}, None),
-                                         ({"cpu_adam": "incompatible", "deepspeed_shm_comm": "jit"}, False)])
+@pytest.mark.parametrize(
+    ("ops", "ok"),
+    [
+        ({"cpu_adam": "jit-cached", "deepspeed_shm_comm": "jit-cached"}, True),
+        ({"cpu_adam": "jit", "deepspeed_shm_comm": "jit-cached"}, None),
+        ({"cpu_adam": "incompatible", "deepspeed_shm_comm": "jit"}, False),
+    ],
+)
 def test_deepspeed_offload_needs_cpu_adam(ops, ok):
     cfg = load_config(TINY, ["train.deepspeed.stage=3", "train.deepspeed.offload_optimizer=true"])
     facts = dr.Facts("2.60.0", "x", [dr.Node("n", 8, 0, 24, software(ds_ops=ops))])
@@ -142,7 +178,10 @@ def test_cli_json_and_exit_codes():
     assert bad.exit_code == 1
     assert "[FAIL] index.gpu=true but faiss is a CPU build" in bad.stdout
     assert "verdict: NOT READY" in bad.stdout
-    assert "needs at once: train 1 CPU + 0 GPU; encode 0.5 CPU + 0 GPU; index 0.5 CPU + 1 GPU" in bad.stdout
+    assert (
+        "needs at once: train 1 CPU + 0 GPU; encode 0.5 CPU + 0 GPU; index 0.5 CPU + 1 GPU"
+        in bad.stdout
+    )
 
 
 def test_unreachable_cluster_is_one_clear_line():

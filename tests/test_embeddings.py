@@ -7,7 +7,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lead_ray.data.errors import DataError
 from lead_ray.corpus.embeddings import (
     complete_shards,
     finalize,
@@ -17,6 +16,7 @@ from lead_ray.corpus.embeddings import (
     read_vectors,
     write_shard,
 )
+from lead_ray.data.errors import DataError
 
 
 def _vectors(n: int, d: int, seed: int = 0) -> np.ndarray:

@@ -15,9 +15,7 @@ import pytest
 import torch
 
 from lead_ray.config import BuildSpec, Config, ConfigError, ModelSource, TeacherConfig
-from lead_ray.data.store import CorpusStore
 from lead_ray.corpus.embeddings import iter_shards, read_shard
-from lead_ray.corpus.ids import IdMap
 from lead_ray.corpus.encode import (
     CorpusEncoder,
     encode_corpus,
@@ -25,19 +23,29 @@ from lead_ray.corpus.encode import (
     load_dual_encoder,
     split_passages,
 )
-from lead_ray.models.build import build_teacher, save_model
+from lead_ray.corpus.ids import IdMap
 from lead_ray.data.corpus import passage_text
+from lead_ray.data.store import CorpusStore
+from lead_ray.models.build import build_teacher, save_model
 
 REPO = Path(__file__).resolve().parents[1]
-WORDS = ("river stone light market garden protein cell winter signal method paper bridge "
-         "carbon theory music doctor island engine forest letter").split()
+WORDS = (
+    "river stone light market garden protein cell winter signal method paper bridge "
+    "carbon theory music doctor island engine forest letter"
+).split()
 
 
-def tiny_model(folder: Path, kind: str = "dual_encoder", pooling: str = "cls",
-               normalize: bool = False) -> Path:
+def tiny_model(
+    folder: Path, kind: str = "dual_encoder", pooling: str = "cls", normalize: bool = False
+) -> Path:
     spec = BuildSpec(layers=2, hidden=32, heads=2, intermediate=37, seed=3)
-    cfg = TeacherConfig(kind=kind, model=ModelSource(build=spec), pooling=pooling,
-                        normalize=normalize, max_doc_length=48)
+    cfg = TeacherConfig(
+        kind=kind,
+        model=ModelSource(build=spec),
+        pooling=pooling,
+        normalize=normalize,
+        max_doc_length=48,
+    )
     folder.mkdir(parents=True)
     save_model(build_teacher(cfg), folder)
     return folder
@@ -48,8 +56,9 @@ def corpus_rows(n: int, seed: int = 0) -> list[dict]:
     rows = []
     for i in range(n):
         text = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 70))))
-        rows.append({"_id": f"doc-{i}", "title": "" if i % 3 else f"title {WORDS[i % 20]}",
-                     "text": text})
+        rows.append(
+            {"_id": f"doc-{i}", "title": "" if i % 3 else f"title {WORDS[i % 20]}", "text": text}
+        )
     return rows
 
 
@@ -61,21 +70,31 @@ def build_store(folder: Path, rows: list[dict]) -> CorpusStore:
 
 
 def config(**encode) -> Config:
-    return Config.from_dict({"data": {"corpus": "unused"}, "teacher": {"model": "unused"},
-                             "encode": {"batch_size": 8, "shard_rows": 64, **encode}})
+    return Config.from_dict(
+        {
+            "data": {"corpus": "unused"},
+            "teacher": {"model": "unused"},
+            "encode": {"batch_size": 8, "shard_rows": 64, **encode},
+        }
+    )
 
 
 def read_all(folder: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
     parts = [read_shard(path) for _, path in iter_shards(folder)]
-    return (np.concatenate([p[0] for p in parts]), [d for p in parts for d in p[1]],
-            np.concatenate([p[2] for p in parts]))
+    return (
+        np.concatenate([p[0] for p in parts]),
+        [d for p in parts for d in p[1]],
+        np.concatenate([p[2] for p in parts]),
+    )
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    return {"cls": tiny_model(root / "cls"),
-            "mean": tiny_model(root / "mean", pooling="mean", normalize=True)}
+    return {
+        "cls": tiny_model(root / "cls"),
+        "mean": tiny_model(root / "mean", pooling="mean", normalize=True),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +104,12 @@ def store(tmp_path_factory):
 
 def batch_of(store: CorpusStore, rows: np.ndarray) -> dict[str, np.ndarray]:
     titles, texts = store.get(rows)
-    return {"doc_idx": rows.astype(np.int64), "doc_id": store.doc_ids.take(rows).to_numpy(False),
-            "title": np.asarray(titles, dtype=object), "text": np.asarray(texts, dtype=object)}
+    return {
+        "doc_idx": rows.astype(np.int64),
+        "doc_id": store.doc_ids.take(rows).to_numpy(False),
+        "title": np.asarray(titles, dtype=object),
+        "text": np.asarray(texts, dtype=object),
+    }
 
 
 # ----------------------------------------------------------------------------- CorpusEncoder
@@ -100,7 +123,7 @@ def test_encoder_restores_order_and_equals_per_text_embed(models, store, pooling
     np.testing.assert_array_equal(out["doc_idx"], rows)
     assert list(out["doc_id"]) == list(batch["doc_id"])
     model = load_dual_encoder(models[pooling])
-    texts = [passage_text(h or None, t) for h, t in zip(batch["title"], batch["text"])]
+    texts = [passage_text(h or None, t) for h, t in zip(batch["title"], batch["text"], strict=True)]
     oracle = torch.cat([model.embed([t], "passage") for t in texts]).numpy()  # no padding at all
     assert out["emb"].shape == (45, 32) and out["emb"].dtype == np.float32
     np.testing.assert_allclose(out["emb"], oracle, atol=2e-5)
@@ -124,7 +147,7 @@ def test_float16_title_and_max_length(models, store):
     short = CorpusEncoder(str(models["cls"]), max_length=8)(batch)["emb"]
     model = load_dual_encoder(models["cls"])
     model.max_doc_length = 8
-    texts = [passage_text(h or None, t) for h, t in zip(batch["title"], batch["text"])]
+    texts = [passage_text(h or None, t) for h, t in zip(batch["title"], batch["text"], strict=True)]
     np.testing.assert_allclose(short, model.embed(texts, "passage").numpy(), atol=2e-5)
 
 
@@ -155,18 +178,20 @@ def test_split_passages_windows_overlap_by_stride(models):
     words = WORDS + [w + "s" for w in WORDS[:5]]  # 25 words
     text = " ".join(words)
     content = tok(text, add_special_tokens=False)["input_ids"]  # [C]
-    ids, owner, passage = split_passages(tok, [text, "river"], 12, maxp=True, stride=3,
-                                         max_passages=10)
-    inner = [w[1:-1] for w, o in zip(ids, owner) if o == 0]  # without [CLS] / [SEP]
+    ids, owner, passage = split_passages(
+        tok, [text, "river"], 12, maxp=True, stride=3, max_passages=10
+    )
+    inner = [w[1:-1] for w, o in zip(ids, owner, strict=True) if o == 0]  # without [CLS] / [SEP]
     assert inner[0] == content[:10]  # window 0 is the FirstP passage
     assert ids[0] == split_passages(tok, [text], 12)[0][0]
-    for a, b in zip(inner, inner[1:]):
+    for a, b in zip(inner, inner[1:], strict=False):
         assert a[-3:] == b[:3]  # consecutive windows share exactly `stride` tokens
     assert [t for w in inner for t in w[3:]][: len(content) - 3] == content[3:]  # all covered
     assert list(owner) == [0] * len(inner) + [1] and passage[-1] == 0
     assert list(passage[:-1]) == list(range(len(inner)))
-    capped, capped_owner, capped_passage = split_passages(tok, [text, "river"], 12, maxp=True,
-                                                          stride=3, max_passages=2)
+    capped, capped_owner, capped_passage = split_passages(
+        tok, [text, "river"], 12, maxp=True, stride=3, max_passages=2
+    )
     assert capped == ids[:2] + ids[-1:] and list(capped_passage) == [0, 1, 0]
     with pytest.raises(ConfigError, match="maxp_stride=10"):
         split_passages(tok, [text], 12, maxp=True, stride=10, max_passages=2)
@@ -175,8 +200,9 @@ def test_split_passages_windows_overlap_by_stride(models):
 def test_maxp_encoder_rows_and_ids(models, store):
     batch = batch_of(store, np.arange(20, 50))
     first = CorpusEncoder(str(models["cls"]), max_length=16)(batch)
-    out = CorpusEncoder(str(models["cls"]), max_length=16, doc_mode="maxp", maxp_stride=4,
-                        maxp_passages=3)(batch)
+    out = CorpusEncoder(
+        str(models["cls"]), max_length=16, doc_mode="maxp", maxp_stride=4, maxp_passages=3
+    )(batch)
     rows, p = out["doc_idx"] // 3, out["doc_idx"] % 3
     np.testing.assert_array_equal(p, out["passage"])
     assert sorted(set(rows)) == list(range(20, 50)) and (np.diff(out["doc_idx"]) > 0).all()
@@ -196,8 +222,9 @@ def test_local_encode_writes_fixed_shards_with_global_doc_idx(models, store, tmp
     assert manifest["model"]["fingerprint"] and manifest["maxp"] is False
     for entry, path in iter_shards(tmp_path / "emb"):
         doc_idx, _, _ = read_shard(path)
-        np.testing.assert_array_equal(doc_idx, np.arange(64 * entry["shard"], 64 * entry["shard"]
-                                                         + entry["rows"]))
+        np.testing.assert_array_equal(
+            doc_idx, np.arange(64 * entry["shard"], 64 * entry["shard"] + entry["rows"])
+        )
     doc_idx, doc_ids, emb = read_all(tmp_path / "emb")
     np.testing.assert_array_equal(doc_idx, np.arange(300))
     assert doc_ids == store.doc_ids.to_pylist()
@@ -227,11 +254,15 @@ def test_resume_after_a_crash_reencodes_only_unfinished_shards(models, store, tm
     kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("shard-*")}
 
     encoded = []
-    manifest = encode_corpus(config(), models["cls"], store, out, progress=False,
-                             on_shard=lambda s, e: encoded.append(s))
+    manifest = encode_corpus(
+        config(), models["cls"], store, out, progress=False, on_shard=lambda s, e: encoded.append(s)
+    )
     assert encoded == [2, 3, 4] and manifest["last_run"]["encoded"] == [2, 3, 4]
-    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in out.glob("shard-*") if p.name in kept} == kept  # untouched
+    assert {
+        p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in out.glob("shard-*")
+        if p.name in kept
+    } == kept  # untouched
     assert not list(out.glob(".*tmp-*"))
     assert [e["sha256"] for e in manifest["shards"]] == [e["sha256"] for e in full["shards"]]
     a, b = read_all(out), read_all(tmp_path / "full")
@@ -273,8 +304,9 @@ def test_sigkill_mid_run_then_rerun_finishes(models, store, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert not manifest["complete"] and len(manifest["shards"]) == 2
     encoded = []
-    final = encode_corpus(config(), models["cls"], store, out, progress=False,
-                          on_shard=lambda s, e: encoded.append(s))
+    final = encode_corpus(
+        config(), models["cls"], store, out, progress=False, on_shard=lambda s, e: encoded.append(s)
+    )
     assert encoded == [2, 3, 4] and final["complete"]
     ref = encode_corpus(config(), models["cls"], store, tmp_path / "ref", progress=False)
     assert [e["sha256"] for e in final["shards"]] == [e["sha256"] for e in ref["shards"]]
@@ -291,8 +323,14 @@ def test_maxp_corpus_keeps_each_document_in_its_shard(models, store, tmp_path):
         assert set(rows) == set(range(lo, min(lo + 64, 300)))  # all docs, all their windows
         assert doc_ids == store.doc_ids.take(rows).to_pylist()
     doc_idx, _, emb = read_all(tmp_path / "emb")
-    direct = CorpusEncoder(str(models["cls"]), batch_size=8, max_length=16, doc_mode="maxp",
-                           maxp_stride=4, maxp_passages=3)(batch_of(store, np.arange(300)))
+    direct = CorpusEncoder(
+        str(models["cls"]),
+        batch_size=8,
+        max_length=16,
+        doc_mode="maxp",
+        maxp_stride=4,
+        maxp_passages=3,
+    )(batch_of(store, np.arange(300)))
     np.testing.assert_array_equal(doc_idx, direct["doc_idx"])
     np.testing.assert_allclose(emb, direct["emb"], atol=2e-5)
 
@@ -308,11 +346,15 @@ def test_cli_encode_and_rerun(models, tmp_path):
     rows = corpus_rows(90, seed=4)
     (tmp_path / "beir").mkdir()
     (tmp_path / "beir" / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "beir" / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "river"}) + "\n")
+    (tmp_path / "beir" / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "river"}) + "\n"
+    )
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"data: {{corpus: {tmp_path / 'beir' / 'corpus.jsonl'}, "
-                   f"queries: {tmp_path / 'beir' / 'queries.jsonl'}}}\n"
-                   f"teacher: {{model: {models['cls']}}}\nencode: {{shard_rows: 40, model: teacher}}\n")
+    cfg.write_text(
+        f"data: {{corpus: {tmp_path / 'beir' / 'corpus.jsonl'}, "
+        f"queries: {tmp_path / 'beir' / 'queries.jsonl'}}}\n"
+        f"teacher: {{model: {models['cls']}}}\nencode: {{shard_rows: 40, model: teacher}}\n"
+    )
     runner = CliRunner()
     res = runner.invoke(app, ["encode", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"])
     assert res.exit_code == 0, res.output
@@ -320,7 +362,17 @@ def test_cli_encode_and_rerun(models, tmp_path):
     res = runner.invoke(app, ["encode", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"])
     assert res.exit_code == 0 and "encoded now: 0 shards" in res.output
     colbert = tiny_model(tmp_path / "colbert", kind="colbert")
-    res = runner.invoke(app, ["encode", str(cfg), "--out", str(tmp_path / "run2"), "--model",
-                              str(colbert), "--no-progress"])
+    res = runner.invoke(
+        app,
+        [
+            "encode",
+            str(cfg),
+            "--out",
+            str(tmp_path / "run2"),
+            "--model",
+            str(colbert),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 2 and "a colbert model gives no single vector" in res.output
     assert "Traceback" not in res.output

@@ -72,12 +72,18 @@ def test_build_writes_manifest_and_skips_complete_shards_on_rerun(tmp_path, emb_
     assert manifest["complete"] and manifest["factory"] == "Flat" and manifest["metric"] == "ip"
     assert manifest["rows"] == 3000 and manifest["dim"] == 32
     assert [e["rows"] for e in manifest["shards"]] == [700, 13, 1187, 1100]
-    assert {k: manifest["last_run"][k] for k in ("built", "skipped")} == {"built": [0, 1, 2, 3], "skipped": []}
+    assert {k: manifest["last_run"][k] for k in ("built", "skipped")} == {
+        "built": [0, 1, 2, 3],
+        "skipped": [],
+    }
     assert manifest["trained"] is None and not (out / "trained.index").exists()
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.index")}
 
     again = build_index(emb_dir, out, cfg)
-    assert {k: again["last_run"][k] for k in ("built", "skipped")} == {"built": [], "skipped": [0, 1, 2, 3]}
+    assert {k: again["last_run"][k] for k in ("built", "skipped")} == {
+        "built": [],
+        "skipped": [0, 1, 2, 3],
+    }
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.index")} == stamps
 
     # a corrupt shard index (bad checksum) and a missing one are rebuilt, nothing else
@@ -87,7 +93,10 @@ def test_build_writes_manifest_and_skips_complete_shards_on_rerun(tmp_path, emb_
     path.write_bytes(bytes(data_bytes))
     (out / "shard-00000.index").unlink()
     third = build_index(emb_dir, out, cfg)
-    assert {k: third["last_run"][k] for k in ("built", "skipped")} == {"built": [0, 2], "skipped": [1, 3]}
+    assert {k: third["last_run"][k] for k in ("built", "skipped")} == {
+        "built": [0, 2],
+        "skipped": [1, 3],
+    }
     assert (out / "shard-00001.index").stat().st_mtime_ns == stamps["shard-00001.index"]
     scores, ids = search_index(out, xq, 10)
     exact_scores, exact_ids = exact_search(emb_dir, xq, 10)

@@ -44,7 +44,9 @@ def _wait_up(url: str, token: str, proc: subprocess.Popen, log: Path, timeout: f
         if proc.poll() is not None:
             raise RuntimeError(f"ray start exited {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            r = requests.get(f"{url}/api/version", headers={"Authorization": f"Bearer {token}"}, timeout=2)
+            r = requests.get(
+                f"{url}/api/version", headers={"Authorization": f"Bearer {token}"}, timeout=2
+            )
             if r.status_code == 200:
                 return
         except requests.RequestException:
@@ -76,17 +78,33 @@ def head(tmp_path_factory):
         pytest.fail(f"temp dir {temp} is too long for Ray's sockets; set --basetemp shorter")
     token = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0",
-               RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1", PATH=f"{BIN}{os.pathsep}{env['PATH']}")
+    env.update(
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=token,
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1",
+        PATH=f"{BIN}{os.pathsep}{env['PATH']}",
+    )
     dash = free_port()
-    cmd = [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus=2", f"--temp-dir={temp}",
-           f"--port={free_port()}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-           f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-           "--disable-usage-stats"]
+    cmd = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--block",
+        "--num-cpus=2",
+        f"--temp-dir={temp}",
+        f"--port={free_port()}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        f"--ray-client-server-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        "--disable-usage-stats",
+    ]
     log = temp / "ray-start.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         url = f"http://127.0.0.1:{dash}"
         _wait_up(url, token, proc, log)
@@ -119,12 +137,26 @@ def _job_id(output: str) -> str:
 # ----------------------------------------------------------------------------- on the head
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_submit_follow_runs_tiny_and_writes_outputs(with_token, tmp_path):
     out = tmp_path / "run"
-    res = runner.invoke(app, ["submit", str(TINY), "--address", with_token, "--out", str(out),
-                              "--set", "train.steps=4", "--set", "train.checkpoint_every=2",
-                              "--follow"])
+    res = runner.invoke(
+        app,
+        [
+            "submit",
+            str(TINY),
+            "--address",
+            with_token,
+            "--out",
+            str(out),
+            "--set",
+            "train.steps=4",
+            "--set",
+            "train.checkpoint_every=2",
+            "--follow",
+        ],
+    )
     assert res.exit_code == 0, res.output
     job_id = _job_id(res.output)
     assert f"job {job_id}: SUCCEEDED" in res.output
@@ -148,6 +180,7 @@ def test_submit_follow_runs_tiny_and_writes_outputs(with_token, tmp_path):
     assert "SUCCEEDED" in row and " train " in row
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_doctor_runs_on_the_cluster_as_a_job(with_token):
     res = runner.invoke(app, ["doctor", str(TINY), "--address", with_token])
@@ -157,10 +190,22 @@ def test_doctor_runs_on_the_cluster_as_a_job(with_token):
     assert "verdict: READY" in res.output
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_stop_ends_a_long_job(with_token, tmp_path):
-    res = runner.invoke(app, ["submit", str(TINY), "--address", with_token, "--out",
-                              str(tmp_path / "long"), "--set", "train.steps=100000"])
+    res = runner.invoke(
+        app,
+        [
+            "submit",
+            str(TINY),
+            "--address",
+            with_token,
+            "--out",
+            str(tmp_path / "long"),
+            "--set",
+            "train.steps=100000",
+        ],
+    )
     assert res.exit_code == 0, res.output
     job_id = _job_id(res.output)
     assert _wait_state(with_token, job_id, {"RUNNING", "FAILED", "SUCCEEDED"}) == "RUNNING"
@@ -174,6 +219,7 @@ def test_stop_ends_a_long_job(with_token, tmp_path):
     assert not (tmp_path / "long" / "train" / "student").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_wrong_token_is_refused_clearly(head, monkeypatch, tmp_path):
     url, _ = head
@@ -190,6 +236,7 @@ def test_wrong_token_is_refused_clearly(head, monkeypatch, tmp_path):
     assert f"the cluster at {url} requires a token and none was found" in res.output
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_token_file_is_used(head, monkeypatch, tmp_path):
     url, token = head
@@ -200,6 +247,7 @@ def test_token_file_is_used(head, monkeypatch, tmp_path):
     assert res.exit_code == 0, res.output
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_unknown_job_id_is_a_clear_error(with_token):
     res = runner.invoke(app, ["jobs", "logs", "raysubmit_nope", "--address", with_token])
@@ -247,7 +295,10 @@ def test_entrypoints():
     assert jobs.entrypoint("train", "/abs/run") == "lead train config.yaml --out /abs/run"
     assert jobs.entrypoint("encode", "/a b") == "lead encode config.yaml --out '/a b'"
     # output in object storage goes through the mirroring runner
-    assert jobs.entrypoint("pipeline", "s3://b/run") == "lead jobs run pipeline config.yaml --out s3://b/run"
+    assert (
+        jobs.entrypoint("pipeline", "s3://b/run")
+        == "lead jobs run pipeline config.yaml --out s3://b/run"
+    )
     assert jobs.entrypoint("doctor", None) == "lead doctor config.yaml --address auto"
     with pytest.raises(jobs.JobsError, match="needs --out"):
         jobs.entrypoint("train", None)
@@ -260,19 +311,33 @@ def test_job_dir_holds_the_resolved_config_only(tmp_path):
     folder = jobs.stage_job_dir(cfg, tmp_path)
     assert [p.name for p in folder.iterdir()] == ["config.yaml"]
     assert load_config(folder / "config.yaml") == cfg
-    renv = jobs.runtime_env(folder, pip=["lead-ray==0.1.0"], wheel="dist/lead_ray-0.1.0-py3-none-any.whl",
-                            env_vars={"AWS_ENDPOINT_URL": "http://minio:9000"})
-    assert renv == {"working_dir": str(folder),
-                    "pip": ["lead-ray==0.1.0",
-                            "${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}/lead_ray-0.1.0-py3-none-any.whl"],
-                    "env_vars": {"AWS_ENDPOINT_URL": "http://minio:9000"}}
+    renv = jobs.runtime_env(
+        folder,
+        pip=["lead-ray==0.1.0"],
+        wheel="dist/lead_ray-0.1.0-py3-none-any.whl",
+        env_vars={"AWS_ENDPOINT_URL": "http://minio:9000"},
+    )
+    assert renv == {
+        "working_dir": str(folder),
+        "pip": [
+            "lead-ray==0.1.0",
+            "${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}/lead_ray-0.1.0-py3-none-any.whl",
+        ],
+        "env_vars": {"AWS_ENDPOINT_URL": "http://minio:9000"},
+    }
 
 
 def test_relative_local_paths_are_sent_absolute(tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "corpus.jsonl").write_text("")
-    cfg = load_config(TINY, ["data.corpus=data/corpus.jsonl", "data.queries=s3://b/q.jsonl",
-                             "teacher.model.build.tokenizer=all-MiniLM-L6-v2"])
+    cfg = load_config(
+        TINY,
+        [
+            "data.corpus=data/corpus.jsonl",
+            "data.queries=s3://b/q.jsonl",
+            "teacher.model.build.tokenizer=all-MiniLM-L6-v2",
+        ],
+    )
     new, changed = jobs.localize_config(cfg, tmp_path)
     assert changed == ["data.corpus"]
     assert new.data.corpus == str(tmp_path / "data" / "corpus.jsonl")

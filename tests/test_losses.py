@@ -55,7 +55,9 @@ def test_objective_is_zero_when_student_equals_teacher_and_perfect():
     final = torch.full((B, N), -50.0)
     final[:, 0] = 50.0  # certain and right: CE ~ 0
     layers = final.expand(K, B, N).clone()
-    terms = lead_objective(final, layers, final.clone(), layers.clone(), labels, weights=LossWeights())
+    terms = lead_objective(
+        final, layers, final.clone(), layers.clone(), labels, weights=LossWeights()
+    )
     assert terms.total.item() == pytest.approx(0.0, abs=1e-6)
     # the KD parts vanish for any equal scores, even when both rank badly
     s, sl = _scores(2, B, N), _scores(3, K, B, N)
@@ -68,8 +70,13 @@ def test_objective_is_zero_when_student_equals_teacher_and_perfect():
 def test_every_term_is_non_negative(seed):
     labels = torch.randint(0, N, (B,), generator=torch.Generator().manual_seed(seed))
     terms = lead_objective(
-        _scores(seed, B, N), _scores(seed + 10, K, B, N), _scores(seed + 20, B, N),
-        _scores(seed + 30, K, B, N), labels, weights=LossWeights(), temperature=0.7,
+        _scores(seed, B, N),
+        _scores(seed + 10, K, B, N),
+        _scores(seed + 20, B, N),
+        _scores(seed + 30, K, B, N),
+        labels,
+        weights=LossWeights(),
+        temperature=0.7,
     )
     for name in ("total", "contrastive", "teacher", "response", "layer"):
         assert getattr(terms, name).item() >= 0, name
@@ -83,7 +90,9 @@ def test_gradients_reach_student_always_teacher_only_when_trained(teacher_trains
     sl = _scores(1, K, B, N, requires_grad=True)
     t = _scores(2, B, N, requires_grad=True)
     tl = _scores(3, K, B, N, requires_grad=True)
-    terms = lead_objective(s, sl, t, tl, labels, weights=LossWeights(), teacher_trains=teacher_trains)
+    terms = lead_objective(
+        s, sl, t, tl, labels, weights=LossWeights(), teacher_trains=teacher_trains
+    )
     terms.total.backward()
     assert s.grad.abs().sum() > 0 and sl.grad.abs().sum() > 0
     if teacher_trains:
@@ -97,8 +106,15 @@ def test_detached_targets_leave_teacher_only_its_own_ce():
     labels = torch.zeros(B, dtype=torch.long)
     t = _scores(2, B, N, requires_grad=True)
     tl = _scores(3, K, B, N, requires_grad=True)
-    terms = lead_objective(_scores(0, B, N), _scores(1, K, B, N), t, tl, labels,
-                           weights=LossWeights(), teacher_kd_grad=False)
+    terms = lead_objective(
+        _scores(0, B, N),
+        _scores(1, K, B, N),
+        t,
+        tl,
+        labels,
+        weights=LossWeights(),
+        teacher_kd_grad=False,
+    )
     terms.total.backward()
     expected = torch.autograd.grad(contrastive_loss(t, labels), t)[0]
     assert torch.allclose(t.grad, expected)
@@ -121,7 +137,9 @@ def test_response_loss_mutual_adds_reverse_direction():
 @pytest.mark.parametrize("n_s,n_t,k", [(2, 4, 2), (6, 12, 5), (6, 24, 6), (3, 3, 5)])
 def test_random_pairs_sorted_distinct_in_range_and_resampled_every_r_steps(n_s, n_t, k):
     r = 10
-    draws = [layer_pairs("random", n_s, n_t, k, step=s, resample_every=r, seed=7) for s in range(60)]
+    draws = [
+        layer_pairs("random", n_s, n_t, k, step=s, resample_every=r, seed=7) for s in range(60)
+    ]
     for pairs in draws:
         st = [p[0] for p in pairs]
         te = [p[1] for p in pairs]
@@ -138,7 +156,7 @@ def test_random_pairs_sorted_distinct_in_range_and_resampled_every_r_steps(n_s, 
 
 
 def test_fixed_selections():
-    assert layer_pairs("last", 6, 12, 5) == list(zip(range(1, 6), range(7, 12)))
+    assert layer_pairs("last", 6, 12, 5) == list(zip(range(1, 6), range(7, 12), strict=True))
     assert layer_pairs("skip", 6, 12, 5) == [(1, 3), (2, 5), (3, 7), (4, 9), (5, 11)]
     assert layer_pairs("last", 2, 4, "all") == [(0, 2), (1, 3)]
     assert layer_pairs("map", 2, 4, 1, explicit=[(0, 1), (1, 3)]) == [(0, 1), (1, 3)]

@@ -25,7 +25,9 @@ TINY = ModelSource(build=BuildSpec(layers=4, hidden=32, heads=2, intermediate=37
 
 def _teacher(kind: str, **kw) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_teacher(TeacherConfig(kind=kind, model=TINY, max_query_length=12, max_doc_length=16, **kw))
+    return build_teacher(
+        TeacherConfig(kind=kind, model=TINY, max_query_length=12, max_doc_length=16, **kw)
+    )
 
 
 def _slow_maxsim(q, q_mask, p, p_mask) -> torch.Tensor:
@@ -36,7 +38,11 @@ def _slow_maxsim(q, q_mask, p, p_mask) -> torch.Tensor:
             for i in range(q.shape[1]):
                 if q_mask[b, i] == 0:
                     continue
-                best = max(float((q[b, i] @ p[m, j]).detach()) for j in range(p.shape[1]) if p_mask[m, j] == 1)
+                best = max(
+                    float((q[b, i] @ p[m, j]).detach())
+                    for j in range(p.shape[1])
+                    if p_mask[m, j] == 1
+                )
                 total += best
             out[b, m] = total
     return out
@@ -51,7 +57,9 @@ def test_dual_encoder_layer_scores_are_dots_of_pooled_layers():
     assert scores.final.shape == (2, 4) and scores.layers.shape == (2, 2, 4)
     assert torch.allclose(scores.layers[1], q.layers[1] @ p.layers[1].T, atol=1e-5)
     # the last block requested as a layer equals the final score (no normalisation by default)
-    last = model.score_encoded(model.encode_queries(QUERIES, [3]), model.encode_passages(PASSAGES, [3]))
+    last = model.score_encoded(
+        model.encode_queries(QUERIES, [3]), model.encode_passages(PASSAGES, [3])
+    )
     assert torch.allclose(last.layers[0], last.final, atol=1e-5)
 
 
@@ -66,7 +74,9 @@ def test_colbert_layer_scores_equal_slow_reference_maxsim():
     for li in range(2):
         ref = _slow_maxsim(q.layers[li], q.mask, p.layers[li], p.mask)
         assert torch.allclose(scores.layers[li], ref, rtol=1e-4, atol=1e-3)
-    assert torch.allclose(scores.final, _slow_maxsim(q.final, q.mask, p.final, p.mask), rtol=1e-4, atol=1e-4)
+    assert torch.allclose(
+        scores.final, _slow_maxsim(q.final, q.mask, p.final, p.mask), rtol=1e-4, atol=1e-4
+    )
     # final token vectors are unit length; raw layer states are not
     assert torch.allclose(q.final.norm(dim=-1), torch.ones(q.final.shape[:2]), atol=1e-4)
     assert not torch.allclose(q.layers[0].norm(dim=-1), torch.ones(q.final.shape[:2]), atol=1e-2)
@@ -95,9 +105,16 @@ def test_cross_encoder_scores_own_candidates_and_caps_length():
 
 
 def test_cross_encoder_length_capped_by_backbone_positions():
-    model = build_teacher(TeacherConfig(kind="cross_encoder", max_query_length=64, max_doc_length=512,
-                                        model=ModelSource(build=BuildSpec(layers=1, hidden=16, heads=2,
-                                                                          intermediate=16, max_position=64))))
+    model = build_teacher(
+        TeacherConfig(
+            kind="cross_encoder",
+            max_query_length=64,
+            max_doc_length=512,
+            model=ModelSource(
+                build=BuildSpec(layers=1, hidden=16, heads=2, intermediate=16, max_position=64)
+            ),
+        )
+    )
     assert model.max_length == 64
     tok = model.tokenize_pairs(["x " * 200], ["y " * 900])
     assert tok["input_ids"].shape[1] == 64
@@ -105,7 +122,9 @@ def test_cross_encoder_length_capped_by_backbone_positions():
 
 def test_student_init_from_teacher_copies_lower_layers():
     teacher = _teacher("dual_encoder")
-    student = build_student(StudentConfig(model=ModelSource(init_from="teacher", layers=2)), teacher)
+    student = build_student(
+        StudentConfig(model=ModelSource(init_from="teacher", layers=2)), teacher
+    )
     assert student.num_layers == 2
     t_state = teacher.query_backbone.model.state_dict()
     for name, value in student.query_backbone.model.state_dict().items():
@@ -117,8 +136,15 @@ def test_student_init_from_teacher_copies_lower_layers():
 
 def test_separate_towers_and_round_trip_through_a_folder(tmp_path):
     teacher = _teacher("dual_encoder")
-    student = build_student(StudentConfig(model=ModelSource(init_from="teacher", layers=2),
-                                          shared_towers=False, pooling="mean", normalize=True), teacher)
+    student = build_student(
+        StudentConfig(
+            model=ModelSource(init_from="teacher", layers=2),
+            shared_towers=False,
+            pooling="mean",
+            normalize=True,
+        ),
+        teacher,
+    )
     assert student.passage_backbone is not None
     save_model(student, tmp_path)
     loaded = load_model(str(tmp_path))
@@ -126,8 +152,12 @@ def test_separate_towers_and_round_trip_through_a_folder(tmp_path):
     assert (loaded.pooling, loaded.normalize) == ("mean", True)
     student.eval(), loaded.eval()
     with torch.no_grad():
-        assert torch.allclose(student.embed(QUERIES, "query"), loaded.embed(QUERIES, "query"), atol=1e-6)
-        assert torch.allclose(student.embed(PASSAGES, "passage"), loaded.embed(PASSAGES, "passage"), atol=1e-6)
+        assert torch.allclose(
+            student.embed(QUERIES, "query"), loaded.embed(QUERIES, "query"), atol=1e-6
+        )
+        assert torch.allclose(
+            student.embed(PASSAGES, "passage"), loaded.embed(PASSAGES, "passage"), atol=1e-6
+        )
 
 
 def test_saved_student_loads_with_transformers_and_sentence_transformers(tmp_path):
@@ -135,7 +165,9 @@ def test_saved_student_loads_with_transformers_and_sentence_transformers(tmp_pat
     from transformers import AutoModel
 
     teacher = _teacher("dual_encoder")
-    student = build_student(StudentConfig(model=ModelSource(init_from="teacher", layers=2), pooling="cls"), teacher)
+    student = build_student(
+        StudentConfig(model=ModelSource(init_from="teacher", layers=2), pooling="cls"), teacher
+    )
     save_model(student, tmp_path)
     hf = AutoModel.from_pretrained(str(tmp_path))
     assert hf.config.num_hidden_layers == 2
@@ -162,7 +194,10 @@ def test_minilm_teacher_pooling_comes_from_the_package(minilm_path):
     model = build_teacher(TeacherConfig(kind="dual_encoder", model="all-MiniLM-L6-v2"))
     assert (model.pooling, model.normalize) == ("mean", True)
     model.eval()
-    e = model.embed(["A man is eating food.", "A man is eating a piece of bread.", "The sky is blue."], "passage")
+    e = model.embed(
+        ["A man is eating food.", "A man is eating a piece of bread.", "The sky is blue."],
+        "passage",
+    )
     assert float(e[0] @ e[1]) > 0.6 > float(e[0] @ e[2])
 
 
@@ -182,7 +217,9 @@ def test_every_kind_answers_the_same_scoring_interface():
                 continue
             full = model.scores(QUERIES, PASSAGES, layers=[0, 3], own=False)
         assert full.final.shape == (2, 4) and full.layers.shape == (2, 2, 4), kind
-        assert torch.allclose(full.final[0, :2], own.final[0]) and torch.allclose(full.final[1, 2:], own.final[1])
+        assert torch.allclose(full.final[0, :2], own.final[0]) and torch.allclose(
+            full.final[1, 2:], own.final[1]
+        )
         assert torch.allclose(full.layers[:, 1, 2:], own.layers[:, 1])
 
 

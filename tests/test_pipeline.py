@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from lead_ray.cli.main import app
@@ -23,7 +24,9 @@ TINY = REPO / "configs" / "tiny.yaml"
 
 
 def _files(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def test_pipeline_on_tiny_config_then_rerun_redoes_nothing(tmp_path):
@@ -31,9 +34,18 @@ def test_pipeline_on_tiny_config_then_rerun_redoes_nothing(tmp_path):
     result = CliRunner().invoke(app, ["pipeline", str(TINY), "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "report:" in result.output
-    for name in ("report.md", "metrics.json", "plots/loss.png", "plots/layer_kl.png", "plots/layer_weights.png",
-                 "runs/student/test.trec", "runs/student/test.tsv", "train/student/model.safetensors",
-                 "mine/examples.jsonl", "eval/student/test.json"):
+    for name in (
+        "report.md",
+        "metrics.json",
+        "plots/loss.png",
+        "plots/layer_kl.png",
+        "plots/layer_weights.png",
+        "runs/student/test.trec",
+        "runs/student/test.tsv",
+        "train/student/model.safetensors",
+        "mine/examples.jsonl",
+        "eval/student/test.json",
+    ):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["headline"]) >= {"student", "student-init", "teacher", "teacher-init"}
@@ -51,8 +63,14 @@ def test_pipeline_on_tiny_config_then_rerun_redoes_nothing(tmp_path):
     after = _files(out)
     changed = {f for f in before if after.get(f) != before[f]}
     # only the run card (and the resolved config) are rewritten; no stage ran again
-    assert changed <= {"report.md", "metrics.json", "config.yaml", "plots/loss.png", "plots/layer_kl.png",
-                       "plots/layer_weights.png"}, changed
+    assert changed <= {
+        "report.md",
+        "metrics.json",
+        "config.yaml",
+        "plots/loss.png",
+        "plots/layer_kl.png",
+        "plots/layer_weights.png",
+    }, changed
 
 
 def test_mined_negatives_never_contain_a_positive(tmp_path):
@@ -66,11 +84,26 @@ def test_mined_negatives_never_contain_a_positive(tmp_path):
         assert not set(ex.negative_ids) & set(qrels[ex.query_id])
 
 
+@pytest.mark.slow
 def test_stage_killed_midway_is_finished_by_the_rerun(tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "lead_ray.cli.main", "pipeline", str(TINY), "--out", str(out), "--no-progress",
-            "--set", "train.steps=30", "--set", "train.checkpoint_every=5"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    args = [
+        sys.executable,
+        "-m",
+        "lead_ray.cli.main",
+        "pipeline",
+        str(TINY),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "train.steps=30",
+        "--set",
+        "train.checkpoint_every=5",
+    ]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.time() + 300
     while not (out / "train" / "checkpoints" / "latest").exists():
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -79,24 +112,43 @@ def test_stage_killed_midway_is_finished_by_the_rerun(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     # nothing of the killed stage looks complete; the stages before it are
-    assert not (out / "train" / "manifest.json").exists() and not (out / "train" / "student").exists()
+    assert (
+        not (out / "train" / "manifest.json").exists() and not (out / "train" / "student").exists()
+    )
     assert json.loads((out / "mine" / "manifest.json").read_text())["complete"]
     mine_mtime = (out / "mine" / "examples.jsonl").stat().st_mtime_ns
-    result = CliRunner().invoke(app, ["pipeline", str(TINY), "--out", str(out), "--no-progress",
-                                      "--set", "train.steps=30", "--set", "train.checkpoint_every=5"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "pipeline",
+            str(TINY),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            "train.steps=30",
+            "--set",
+            "train.checkpoint_every=5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (out / "report.md").is_file()
     assert (out / "mine" / "examples.jsonl").stat().st_mtime_ns == mine_mtime  # not mined again
-    steps = [json.loads(line)["step"] for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"]
+        for line in (out / "train" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == list(range(1, 31))
 
 
+@pytest.mark.slow
 def test_quickstart_student_beats_its_untrained_self(tmp_path):
     """README command 1 (fewer steps, to keep the suite short): the real MiniLM teacher, the
     bundled sample, a 2-layer student; the run card shows the distilled student ahead."""
     out = tmp_path / "qs"
-    result = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--no-progress",
-                                      "--set", "train.steps=30"])
+    result = CliRunner().invoke(
+        app, ["quickstart", "--out", str(out), "--no-progress", "--set", "train.steps=30"]
+    )
     assert result.exit_code == 0, result.output
     headline = json.loads((out / "metrics.json").read_text())["headline"]
     assert headline["student"]["nDCG@10"] > headline["student-init"]["nDCG@10"] + 0.03

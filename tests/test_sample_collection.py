@@ -21,8 +21,10 @@ from lead_ray.resources import resource_path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/train.tsv", "qrels/test.tsv")
-STOPWORDS = set("a an and are as at be by did do does for from how in is it its of on or the "
-                "to was what when where which who with".split())
+STOPWORDS = set(
+    "a an and are as at be by did do does for from how in is it its of on or the "
+    "to was what when where which who with".split()
+)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -105,8 +107,12 @@ def test_qrels_point_at_existing_ids_and_splits_are_disjoint(sample):
 
 def test_generator_reproduces_the_committed_files(tmp_path):
     script = REPO / "scripts" / "make_sample.py"
-    done = subprocess.run([sys.executable, str(script), "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     for name in DATA_FILES:
         committed = (resource_path("sample") / name).read_bytes()
@@ -152,17 +158,26 @@ def test_minilm_ranks_test_positives_well(sample, minilm_path):
     def encode(texts: list[str]) -> torch.Tensor:
         out = []
         for i in range(0, len(texts), 64):
-            batch = tok(texts[i:i + 64], padding=True, truncation=True, max_length=128,
-                        return_tensors="pt")
+            batch = tok(
+                texts[i : i + 64],
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+            )
             hidden = model(**batch).last_hidden_state  # [B, T, D]
             mask = batch["attention_mask"].unsqueeze(-1).float()  # [B, T, 1]
             out.append(torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
         return torch.cat(out)
 
-    scores = encode([text[q] for q in qids]) @ encode(
-        [f"{r['title']} {r['text']}" for r in docs]).T  # [Q, N]
-    run = [ir_measures.ScoredDoc(q, docs[j]["_id"], float(scores[i, j]))
-           for i, q in enumerate(qids) for j in scores[i].topk(10).indices.tolist()]
+    scores = (
+        encode([text[q] for q in qids]) @ encode([f"{r['title']} {r['text']}" for r in docs]).T
+    )  # [Q, N]
+    run = [
+        ir_measures.ScoredDoc(q, docs[j]["_id"], float(scores[i, j]))
+        for i, q in enumerate(qids)
+        for j in scores[i].topk(10).indices.tolist()
+    ]
     judged = [ir_measures.Qrel(q, d, s) for q, d, s in qrels]
     result = ir_measures.calc_aggregate([nDCG @ 10, RR @ 10], judged, run)
     assert len(docs) >= 200 and len(docs) / len(qids) > 3  # a real ranking problem

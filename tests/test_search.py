@@ -8,11 +8,11 @@ import pyarrow as pa
 import pytest
 
 from lead_ray.config import IndexConfig
-from lead_ray.data.errors import DataError
 from lead_ray.corpus.embeddings import finalize, write_shard
 from lead_ray.corpus.ids import IdMap
 from lead_ray.corpus.index import build_index
 from lead_ray.corpus.search import ann_recall, exact_search, search_index, set_search_params
+from lead_ray.data.errors import DataError
 from lead_ray.storage import read_manifest, write_manifest
 
 D = 24

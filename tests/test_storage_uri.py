@@ -11,7 +11,6 @@ import json
 import logging
 import socket
 import tempfile
-
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -41,9 +40,13 @@ def s3_server():
 @pytest.fixture
 def s3(s3_server, monkeypatch, tmp_path):
     """A fresh bucket; yields (bucket URI, a pyarrow S3 filesystem to inspect it)."""
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-                       "AWS_ENDPOINT_URL": f"http://{s3_server}"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": f"http://{s3_server}",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # local scratch files go here
     fs = pafs.S3FileSystem(endpoint_override=s3_server, scheme="http", allow_bucket_creation=True)
@@ -53,14 +56,14 @@ def s3(s3_server, monkeypatch, tmp_path):
 
 
 def read(fs, uri: str) -> bytes:
-    with fs.open_input_stream(uri[len("s3://"):]) as fh:
+    with fs.open_input_stream(uri[len("s3://") :]) as fh:
         return fh.read()
 
 
 def listing(fs, uri: str) -> list[str]:
-    root = uri[len("s3://"):]
+    root = uri[len("s3://") :]
     infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-    return sorted(i.path[len(root) + 1:] for i in infos if i.type == pafs.FileType.File)
+    return sorted(i.path[len(root) + 1 :] for i in infos if i.type == pafs.FileType.File)
 
 
 def test_atomic_writes_land_whole(s3):
@@ -71,7 +74,10 @@ def test_atomic_writes_land_whole(s3):
     assert read(fs, f"{uri}/run/notes.txt") == "héllo\n".encode()
     assert read(fs, f"{uri}/run/blob.bin") == bytes(range(256)) * 4096
     assert json.loads(read(fs, f"{uri}/run/x.json")) == {"a": 1}
-    assert storage.sha256_file(f"{uri}/run/blob.bin") == hashlib.sha256(bytes(range(256)) * 4096).hexdigest()
+    assert (
+        storage.sha256_file(f"{uri}/run/blob.bin")
+        == hashlib.sha256(bytes(range(256)) * 4096).hexdigest()
+    )
 
 
 def test_a_failed_write_leaves_no_object_and_no_scratch(s3, tmp_path):
@@ -100,7 +106,8 @@ def test_endpoint_in_the_uri_query(s3, s3_server, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     base = f"{uri}/q?endpoint_override={s3_server}&scheme=http"
     assert storage.join(base, "a", "manifest.json") == (
-        f"{uri}/q/a/manifest.json?endpoint_override={s3_server}&scheme=http")
+        f"{uri}/q/a/manifest.json?endpoint_override={s3_server}&scheme=http"
+    )
     storage.write_manifest(storage.join(base, "a"), {"complete": True})
     assert storage.is_complete(storage.join(base, "a"))
     assert listing(fs, uri) == ["q/a/manifest.json"]
@@ -128,13 +135,24 @@ def test_atomic_dir_replaces_the_remote_folder(s3):
 def test_upload_puts_manifests_last_deepest_first(s3, tmp_path):
     uri, fs = s3
     local = tmp_path / "out"
-    for rel in ["manifest.json", "emb/manifest.json", "emb/shard-0.parquet", "index/0.faiss",
-                "emb/.shard-1.parquet.tmp-1234abcd", "a.txt"]:
+    for rel in [
+        "manifest.json",
+        "emb/manifest.json",
+        "emb/shard-0.parquet",
+        "index/0.faiss",
+        "emb/.shard-1.parquet.tmp-1234abcd",
+        "a.txt",
+    ]:
         (local / rel).parent.mkdir(parents=True, exist_ok=True)
         (local / rel).write_text(rel)
     order = storage.upload_dir(local, f"{uri}/run")
-    assert order == ["emb/shard-0.parquet", "index/0.faiss", "a.txt",
-                     "emb/manifest.json", "manifest.json"]
+    assert order == [
+        "emb/shard-0.parquet",
+        "index/0.faiss",
+        "a.txt",
+        "emb/manifest.json",
+        "manifest.json",
+    ]
     assert listing(fs, f"{uri}/run") == sorted(order)  # the writer's temp file stayed local
 
 
@@ -184,16 +202,35 @@ def test_mirrored_uploads_what_a_crashed_block_finished(s3):
     assert listing(fs, f"{uri}/run") == ["ckpt-10/state.bin"]
 
 
+@pytest.mark.slow
 def test_a_verb_writes_its_output_to_s3_through_jobs_run(s3):
     """What a submitted job with `--out s3://...` runs: `lead jobs run train ...`."""
     uri, fs = s3
     run = f"{uri}/run"
-    res = CliRunner().invoke(app, ["jobs", "run", "train", str(TINY), "--out", run,
-                                   "--set", "train.steps=2", "--set", "train.checkpoint_every=1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "jobs",
+            "run",
+            "train",
+            str(TINY),
+            "--out",
+            run,
+            "--set",
+            "train.steps=2",
+            "--set",
+            "train.checkpoint_every=1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     files = listing(fs, run)
-    assert {"config.yaml", "train/manifest.json", "train/config.yaml", "train/student/config.json",
-            "train/student/model.safetensors"} <= set(files)
+    assert {
+        "config.yaml",
+        "train/manifest.json",
+        "train/config.yaml",
+        "train/student/config.json",
+        "train/student/model.safetensors",
+    } <= set(files)
     train = storage.join(run, "train")
     assert storage.is_complete(train) and storage.read_manifest(train)["steps"] == 2
     assert not [f for f in files if ".tmp-" in f]
@@ -211,6 +248,8 @@ def test_local_paths_keep_their_behaviour(tmp_path):
     with storage.mirrored(tmp_path / "run") as mirror:
         assert mirror.path == tmp_path / "run" and mirror.push() == [] and mirror.pull() == 0
     storage.write_manifest(tmp_path / "run", {"complete": True})
-    assert storage.join(tmp_path / "run", "manifest.json") == str(tmp_path / "run" / "manifest.json")
+    assert storage.join(tmp_path / "run", "manifest.json") == str(
+        tmp_path / "run" / "manifest.json"
+    )
     assert storage.is_complete(tmp_path / "run")
     assert storage.remove_stale_temps("s3://bucket/run") == 0

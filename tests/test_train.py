@@ -54,7 +54,13 @@ def test_lead_train_cli_writes_a_loadable_student_and_the_loss_falls(tmp_path):
     last = sum(r["loss"] for r in records[-5:]) / 5
     assert last < 0.8 * first
     for r in records:  # every term is logged, pairs sorted and within the models' depths
-        assert {"loss_contrastive", "loss_teacher", "loss_response", "loss_layer", "layer_kl"} <= set(r)
+        assert {
+            "loss_contrastive",
+            "loss_teacher",
+            "loss_response",
+            "loss_layer",
+            "layer_kl",
+        } <= set(r)
         assert all(0 <= s < 2 and 0 <= t < 4 for s, t in r["pairs"])
     assert (out / "train" / "config.yaml").is_file()
     assert (out / "train" / "teacher" / "model.safetensors").is_file()
@@ -78,12 +84,24 @@ def test_resuming_with_another_config_is_refused(tmp_path):
 
 
 def _start(out: Path, *sets: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "lead_ray.cli.main", "train", str(TINY), "--out", str(out), "--no-progress"]
+    args = [
+        sys.executable,
+        "-m",
+        "lead_ray.cli.main",
+        "train",
+        str(TINY),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     for s in sets:
         args += ["--set", s]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_final_weights(tmp_path):
     sets = ("train.steps=40", "train.checkpoint_every=10")
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
@@ -107,7 +125,10 @@ def test_killed_run_resumes_to_the_same_final_weights(tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    assert read_metrics(resumed / "metrics.jsonl")[-1]["loss"] == read_metrics(straight / "metrics.jsonl")[-1]["loss"]
+    assert (
+        read_metrics(resumed / "metrics.jsonl")[-1]["loss"]
+        == read_metrics(straight / "metrics.jsonl")[-1]["loss"]
+    )
 
 
 @pytest.mark.parametrize("kind", ["colbert", "cross_encoder"])
@@ -147,19 +168,37 @@ def test_student_with_its_own_tokenizer_trains(tmp_path):
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(
-        vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    tok.train_from_iterator(
+        texts,
+        trainers.WordPieceTrainer(
+            vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        ),
+    )
     from tokenizers.processors import TemplateProcessing
 
-    tok.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-                                            special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    tok.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
     tok_dir = tmp_path / "own-tokenizer"
     fast.save_pretrained(tok_dir)
-    out = train(_tiny("train.steps=4", f"student.tokenizer={tok_dir}",
-                      "student.model={build: {layers: 2, hidden: 32, heads: 2, intermediate: 64}}"),
-                tmp_path / "run")
+    out = train(
+        _tiny(
+            "train.steps=4",
+            f"student.tokenizer={tok_dir}",
+            "student.model={build: {layers: 2, hidden: 32, heads: 2, intermediate: 64}}",
+        ),
+        tmp_path / "run",
+    )
     student = load_model(str(out / "student"))
     assert len(student.tokenizer) == 300 != 30522
     assert student.query_backbone.model.get_input_embeddings().num_embeddings == 300

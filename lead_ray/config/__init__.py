@@ -2,6 +2,7 @@
 
 from lead_ray.config.load import apply_override, load_config, save_resolved
 from lead_ray.config.schema import (
+    MINILM_ALIASES,
     BuildSpec,
     ColBERTOptions,
     Config,
@@ -14,7 +15,6 @@ from lead_ray.config.schema import (
     IndexConfig,
     LeadConfig,
     LossWeights,
-    MINILM_ALIASES,
     MineConfig,
     ModelSource,
     QrelsPaths,
@@ -28,5 +28,30 @@ from lead_ray.config.schema import (
 )
 
 __all__ = [
-    'BuildSpec', 'ColBERTOptions', 'Config', 'ConfigError', 'DataConfig', 'DeepSpeedConfig', 'EncodeConfig', 'EncoderConfig', 'EvaluateConfig', 'IndexConfig', 'LeadConfig', 'LossWeights', 'MINILM_ALIASES', 'MineConfig', 'ModelSource', 'QrelsPaths', 'RayConfig', 'SearchConfig', 'Section', 'StudentConfig', 'SyntheticData', 'TeacherConfig', 'TrainConfig', 'apply_override', 'load_config', 'save_resolved'
+    "BuildSpec",
+    "ColBERTOptions",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "DeepSpeedConfig",
+    "EncodeConfig",
+    "EncoderConfig",
+    "EvaluateConfig",
+    "IndexConfig",
+    "LeadConfig",
+    "LossWeights",
+    "MINILM_ALIASES",
+    "MineConfig",
+    "ModelSource",
+    "QrelsPaths",
+    "RayConfig",
+    "SearchConfig",
+    "Section",
+    "StudentConfig",
+    "SyntheticData",
+    "TeacherConfig",
+    "TrainConfig",
+    "apply_override",
+    "load_config",
+    "save_resolved",
 ]

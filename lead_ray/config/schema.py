@@ -82,7 +82,7 @@ class EncoderConfig(Section):
 
 
 class TeacherConfig(EncoderConfig):
-    kind: str = "dual_encoder"  # a kind of lead_ray/models/registry.py: dual_encoder, colbert, cross_encoder
+    kind: str = "dual_encoder"  # lead_ray/models/registry.py: dual_encoder, colbert, cross_encoder
     trainable: bool = True  # the paper trains the teacher jointly
     colbert: ColBERTOptions = ColBERTOptions()
     # a frozen dual encoder's per-layer vectors read from a feature cache (`lead cache-teacher`)
@@ -101,8 +101,10 @@ class TeacherConfig(EncoderConfig):
     @model_validator(mode="after")
     def _cache_frozen(self) -> TeacherConfig:
         if self.cache not in (None, False) and (self.trainable or self.kind != "dual_encoder"):
-            raise ValueError("a cached teacher must be a frozen dual encoder "
-                             "(kind: dual_encoder, trainable: false)")
+            raise ValueError(
+                "a cached teacher must be a frozen dual encoder "
+                "(kind: dual_encoder, trainable: false)"
+            )
         return self
 
 

@@ -18,11 +18,9 @@ so ids stay unique and search scores a document by its best window (manifest: `m
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +35,6 @@ from lead_ray.models.build import load_model, read_meta
 from lead_ray.models.dual_encoder import DualEncoder
 from lead_ray.models.scoring import pool_cls, pool_mean
 
-
 CALL_BATCHES = 16  # sub-batches per CorpusEncoder call: length-sorting works within one call
 
 
@@ -49,8 +46,10 @@ def check_dual_encoder(model_path: str | os.PathLike) -> None:
 
 
 def _not_dual(model_path: str | os.PathLike, kind: str) -> str:
-    return (f"{model_path}: a {kind} model gives no single vector per passage, so it cannot "
-            "encode a corpus for a FAISS index; encode with the student or a dual_encoder teacher")
+    return (
+        f"{model_path}: a {kind} model gives no single vector per passage, so it cannot "
+        "encode a corpus for a FAISS index; encode with the student or a dual_encoder teacher"
+    )
 
 
 def load_dual_encoder(model_path: str | os.PathLike) -> DualEncoder:
@@ -84,10 +83,12 @@ def split_passages(
         return ids, np.arange(len(texts), dtype=np.int64), np.zeros(len(texts), np.int64)
     room = max_length - tokenizer.num_special_tokens_to_add()
     if not 0 <= stride < room:
-        raise ConfigError(f"encode.maxp_stride={stride}: must be below max_length minus special "
-                          f"tokens ({room})")
-    enc = tokenizer(texts, truncation=True, max_length=max_length, stride=stride,
-                    return_overflowing_tokens=True)
+        raise ConfigError(
+            f"encode.maxp_stride={stride}: must be below max_length minus special tokens ({room})"
+        )
+    enc = tokenizer(
+        texts, truncation=True, max_length=max_length, stride=stride, return_overflowing_tokens=True
+    )
     owner = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)  # [W]
     first = np.r_[True, owner[1:] != owner[:-1]]  # windows of a text are contiguous
     starts = np.flatnonzero(first)
@@ -122,10 +123,21 @@ class CorpusEncoder:
         autocast: "bf16" / "fp16" to run the forward under torch.autocast (GPU), None for fp32.
     """
 
-    def __init__(self, model_path: str, *, max_length: int | None = None, batch_size: int = 64,
-                 dtype: str = "float32", device: str | None = None, title: bool = True,
-                 doc_mode: str = "firstp", maxp_stride: int = 0, maxp_passages: int = 4,
-                 threads: int | None = None, autocast: str | None = None):
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        max_length: int | None = None,
+        batch_size: int = 64,
+        dtype: str = "float32",
+        device: str | None = None,
+        title: bool = True,
+        doc_mode: str = "firstp",
+        maxp_stride: int = 0,
+        maxp_passages: int = 4,
+        threads: int | None = None,
+        autocast: str | None = None,
+    ):
         if threads:
             torch.set_num_threads(threads)
         if dtype not in ("float32", "float16"):
@@ -135,8 +147,10 @@ class CorpusEncoder:
         self.backbone = self.model.passage_backbone or self.model.query_backbone
         self.max_length = max_length or self.model.max_doc_length
         if self.max_length > self.backbone.max_positions:
-            raise ConfigError(f"encode.max_length={self.max_length}: the model has only "
-                              f"{self.backbone.max_positions} positions")
+            raise ConfigError(
+                f"encode.max_length={self.max_length}: the model has only "
+                f"{self.backbone.max_positions} positions"
+            )
         self.batch_size, self.title, self.dtype = batch_size, title, np.dtype(dtype)
         self.maxp, self.stride = doc_mode == "maxp", maxp_stride
         self.passages = maxp_passages if self.maxp else 1
@@ -145,16 +159,32 @@ class CorpusEncoder:
         self.dim = self.backbone.hidden_size
 
     @classmethod
-    def from_config(cls, cfg: EncodeConfig, model_path: str, *, title: bool = True,
-                    threads: int | None = None, device: str | None = None) -> CorpusEncoder:
-        return cls(model_path, max_length=cfg.max_length, batch_size=cfg.batch_size,
-                   dtype=cfg.dtype, device=device or cfg.device, title=title,
-                   doc_mode=cfg.doc_mode, maxp_stride=cfg.maxp_stride,
-                   maxp_passages=cfg.maxp_passages, threads=threads or cfg.threads)
+    def from_config(
+        cls,
+        cfg: EncodeConfig,
+        model_path: str,
+        *,
+        title: bool = True,
+        threads: int | None = None,
+        device: str | None = None,
+    ) -> CorpusEncoder:
+        return cls(
+            model_path,
+            max_length=cfg.max_length,
+            batch_size=cfg.batch_size,
+            dtype=cfg.dtype,
+            device=device or cfg.device,
+            title=title,
+            doc_mode=cfg.doc_mode,
+            maxp_stride=cfg.maxp_stride,
+            maxp_passages=cfg.maxp_passages,
+            threads=threads or cfg.threads,
+        )
 
     def texts(self, batch: dict[str, np.ndarray]) -> list[str]:
-        return passage_texts(batch.get("title", batch["text"]), batch["text"],
-                             title=self.title and "title" in batch)
+        return passage_texts(
+            batch.get("title", batch["text"]), batch["text"], title=self.title and "title" in batch
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{doc_idx [n], doc_id [n], title [n], text [n]} -> {doc_idx [m], doc_id [m], emb [m, D]}.
@@ -163,8 +193,13 @@ class CorpusEncoder:
         two more columns: `passage` (window number) and `passages` (windows of its document).
         """
         seqs, owner, passage = split_passages(
-            self.model.tokenizer, self.texts(batch), self.max_length,
-            maxp=self.maxp, stride=self.stride, max_passages=self.passages)
+            self.model.tokenizer,
+            self.texts(batch),
+            self.max_length,
+            maxp=self.maxp,
+            stride=self.stride,
+            max_passages=self.passages,
+        )
         rows = np.asarray(batch["doc_idx"], dtype=np.int64)[owner]  # [m] store rows
         out = {
             "doc_idx": IdMap(None, self.passages).vector_ids(rows, passage),
@@ -187,8 +222,11 @@ class CorpusEncoder:
             rows = order[start : start + self.batch_size]
             ids, mask = _pad([seqs[i] for i in rows], self.pad_id)
             ids, mask = ids.to(self.device), mask.to(self.device)
-            ctx = (torch.autocast(self.device.type, dtype=self.autocast) if self.autocast
-                   else contextlib.nullcontext())
+            ctx = (
+                torch.autocast(self.device.type, dtype=self.autocast)
+                if self.autocast
+                else contextlib.nullcontext()
+            )
             with ctx:
                 states = self.backbone.model(input_ids=ids, attention_mask=mask).last_hidden_state
             vec = pool(states.float(), mask)  # [b, D]
@@ -200,7 +238,8 @@ class CorpusEncoder:
 
 
 def encode_queries(model: DualEncoder, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """[Q, D] float32 query vectors (search, mining), in input order; longest texts batched together."""
+    """[Q, D] float32 query vectors (search, mining) in input order; longest texts batched
+    together."""
     if not isinstance(model, DualEncoder):
         raise ConfigError(f"a {model.kind} model gives no single query vector")
     texts = list(texts)
@@ -242,12 +281,17 @@ def encode_corpus(
     if plan.todo:
         encoder = CorpusEncoder.from_config(cfg.encode, str(model_folder), title=cfg.data.title)
         docs, seconds = _encode_shards(encoder, store, plan, writer, progress)
-    return writer.finish(backend="local", seconds=round(seconds, 3), docs=docs,
-                         docs_per_s=round(docs / seconds, 2) if docs else None)
+    return writer.finish(
+        backend="local",
+        seconds=round(seconds, 3),
+        docs=docs,
+        docs_per_s=round(docs / seconds, 2) if docs else None,
+    )
 
 
-def _encode_shards(encoder: CorpusEncoder, store, plan: EncodePlan, writer: ShardWriter,
-                   progress: bool) -> tuple[int, float]:
+def _encode_shards(
+    encoder: CorpusEncoder, store, plan: EncodePlan, writer: ShardWriter, progress: bool
+) -> tuple[int, float]:
     """The unfinished shards, one encoder call of `batch_size * CALL_BATCHES` rows at a time."""
     from lead_ray.progress import bar
 

@@ -57,8 +57,9 @@ class IdMap:
         """How many vectors to fetch so that k distinct documents are among them."""
         return k * self.windows
 
-    def documents(self, scores: np.ndarray, vector_ids: np.ndarray, k: int,
-                  metric: str = "ip") -> tuple[np.ndarray, np.ndarray]:
+    def documents(
+        self, scores: np.ndarray, vector_ids: np.ndarray, k: int, metric: str = "ip"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per query the first k distinct documents of a best-first vector ranking, each scored
         by its best window (MaxP). FirstP results pass through unchanged (cut to k).
 
@@ -93,15 +94,21 @@ class IdMap:
             raise KeyError(f"row out of range [0, {len(self.doc_ids)})")
         import pyarrow as pa
 
-        ids = self.doc_ids if isinstance(self.doc_ids, pa.Array) else pa.array(list(self.doc_ids), pa.string())
+        ids = (
+            self.doc_ids
+            if isinstance(self.doc_ids, pa.Array)
+            else pa.array(list(self.doc_ids), pa.string())
+        )
         return ids.take(pa.array(flat)).to_numpy(zero_copy_only=False).reshape(rows.shape)
 
     def to_run(self, query_ids: Sequence[str], scores: np.ndarray, rows: np.ndarray) -> Run:
-        """`{query_id: [(doc_id, score), ...]}` best first from document rows ([Q, k], -1 dropped)."""
+        """`{query_id: [(doc_id, score), ...]}` best first, from document rows [Q, k] (-1: none)."""
         if len(query_ids) != len(rows):
             raise ValueError(f"{len(query_ids)} query ids for {len(rows)} result rows")
         valid = rows >= 0
         names = np.empty(rows.shape, dtype=object)
         names[valid] = self.doc_id_array(rows[valid])
-        return {str(qid): [(names[i, j], float(scores[i, j])) for j in np.flatnonzero(valid[i])]
-                for i, qid in enumerate(query_ids)}
+        return {
+            str(qid): [(names[i, j], float(scores[i, j])) for j in np.flatnonzero(valid[i])]
+            for i, qid in enumerate(query_ids)
+        }

@@ -22,8 +22,8 @@ import faiss
 import numpy as np
 
 from lead_ray.config import ConfigError, IndexConfig
-from lead_ray.data.errors import DataError
 from lead_ray.corpus.embeddings import iter_shards, read_embeddings_manifest, read_vectors
+from lead_ray.data.errors import DataError
 from lead_ray.storage import (
     atomic_file,
     read_manifest,
@@ -182,7 +182,7 @@ class BuildPlan:
     manifest: dict[str, Any] | None = None  # set when the folder is already complete as asked
 
     def nothing_to_do(self) -> dict[str, Any]:
-        """The complete manifest as it is on disk, with `last_run` saying this call built nothing."""
+        """The complete manifest as on disk, with `last_run` saying this call built nothing."""
         skipped = sorted(e["shard"] for e in self.manifest["shards"])
         return {**self.manifest, "last_run": {"built": [], "skipped": skipped, "seconds": 0.0}}
 
@@ -320,8 +320,9 @@ def merge_shards(plan: BuildPlan) -> dict[str, Any]:
     }
 
 
-def finish_build(plan: BuildPlan, cfg: IndexConfig, built: list[int],
-                 seconds: float | None = None) -> dict[str, Any]:
+def finish_build(
+    plan: BuildPlan, cfg: IndexConfig, built: list[int], seconds: float | None = None
+) -> dict[str, Any]:
     """Merge when asked, then write the complete manifest (last); `seconds` is the build's wall
     time, kept in `last_run`."""
     if cfg.merge and (built or not plan.base.get("merged")):

@@ -94,7 +94,9 @@ def parse_factory(factory: str, dim: int) -> FactorySpec:
             )
     if not has_codec:
         if not fields.get("hnsw"):
-            raise UnsizedFactory(f"{factory}: no vector codec (Flat, SQ8, PQm) in the factory string")
+            raise UnsizedFactory(
+                f"{factory}: no vector codec (Flat, SQ8, PQm) in the factory string"
+            )
         fields["code_bytes"] = 4 * fields["d_out"]  # "HNSW32" alone stores flat vectors
     return FactorySpec(**fields)
 

@@ -21,10 +21,11 @@ from typing import Any
 import faiss
 import numpy as np
 
-from lead_ray.data.errors import DataError
 from lead_ray.corpus.embeddings import iter_shards, read_vectors
 from lead_ray.corpus.index import KIND, METRICS
+from lead_ray.data.errors import DataError
 from lead_ray.storage import read_manifest
+
 
 def read_index_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     """The manifest of a complete index folder; DataError otherwise."""

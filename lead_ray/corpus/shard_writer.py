@@ -65,12 +65,15 @@ class EncodePlan:
         return hi - lo
 
     def nothing_to_do(self, backend: str) -> dict[str, Any]:
-        """The complete manifest as it is on disk, with `last_run` saying this call encoded nothing."""
+        """The complete manifest as on disk, with `last_run` saying this call encoded nothing."""
         return {**self.manifest, "last_run": {"encoded": [], "backend": backend, "docs": 0}}
 
 
-def plan_encoding(cfg: Config, model_folder: str, store, out_folder: str | os.PathLike) -> EncodePlan:
-    """Read what `out_folder` already holds; shards of another model, corpus or setting are redone."""
+def plan_encoding(
+    cfg: Config, model_folder: str, store, out_folder: str | os.PathLike
+) -> EncodePlan:
+    """Read what `out_folder` already holds; shards of another model, corpus or setting are
+    redone."""
     from lead_ray.models.backbone import resolve_model_path
 
     out = Path(out_folder)
@@ -79,18 +82,29 @@ def plan_encoding(cfg: Config, model_folder: str, store, out_folder: str | os.Pa
     enc = cfg.encode
     passages = enc.maxp_passages if enc.doc_mode == "maxp" else 1
     meta = {
-        "model": {"path": str(model_folder),
-                  "fingerprint": fingerprint_folder(resolve_model_path(str(model_folder)))},
-        "settings": {"max_length": enc.max_length, "doc_mode": enc.doc_mode, "title": cfg.data.title,
-                     "maxp_stride": enc.maxp_stride if passages > 1 else 0},
+        "model": {
+            "path": str(model_folder),
+            "fingerprint": fingerprint_folder(resolve_model_path(str(model_folder))),
+        },
+        "settings": {
+            "max_length": enc.max_length,
+            "doc_mode": enc.doc_mode,
+            "title": cfg.data.title,
+            "maxp_stride": enc.maxp_stride if passages > 1 else 0,
+        },
         "corpus": corpus_fingerprint(store),
-        "dtype": enc.dtype, "shard_rows": enc.shard_rows,
-        "maxp": enc.doc_mode == "maxp", "maxp_passages": passages,
+        "dtype": enc.dtype,
+        "shard_rows": enc.shard_rows,
+        "maxp": enc.doc_mode == "maxp",
+        "maxp_passages": passages,
     }
     old = read_manifest(out)
-    same = bool(old) and old.get("kind") == KIND and all(
-        old.get(k) == v for k, v in meta.items() if k != "model") and (
-        old.get("model") or {}).get("fingerprint") == meta["model"]["fingerprint"]
+    same = (
+        bool(old)
+        and old.get("kind") == KIND
+        and all(old.get(k) == v for k, v in meta.items() if k != "model")
+        and (old.get("model") or {}).get("fingerprint") == meta["model"]["fingerprint"]
+    )
     if old and not same:
         log.warning("%s: model, corpus or settings changed; encoding every shard again", out)
     ok = complete_shards(out) if same else set()
@@ -162,7 +176,12 @@ class ShardWriter:
         if missing:
             raise RuntimeError(f"encoding ended with shards {missing[:5]} unfinished")
         last = {"encoded": sorted(self.encoded), **run}
-        manifest = finalize(self.plan.folder, list(self.plan.done.values()), complete=True,
-                            **self.plan.meta, last_run=last)
+        manifest = finalize(
+            self.plan.folder,
+            list(self.plan.done.values()),
+            complete=True,
+            **self.plan.meta,
+            last_run=last,
+        )
         self.plan.manifest = manifest
         return manifest

@@ -56,7 +56,9 @@ class TrainingData:
 
     def _order(self, epoch: int) -> np.ndarray:
         if epoch not in self._epoch_cache:
-            self._epoch_cache = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))}
+            self._epoch_cache = {
+                epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
+            }
         return self._epoch_cache[epoch]
 
     def _negatives(self, ex: Example, step: int, slot: int) -> list[str]:
@@ -66,7 +68,9 @@ class TrainingData:
         rng = np.random.default_rng([self.seed, 1, step, slot])
         if ex.negative_ids:
             pool = ex.negative_ids
-            chosen = rng.choice(len(pool), self.negatives, replace=len(pool) < self.negatives).tolist()
+            chosen = rng.choice(
+                len(pool), self.negatives, replace=len(pool) < self.negatives
+            ).tolist()
             return [pool[i] for i in chosen]
         positives = set(ex.positive_ids)
         out: list[str] = []
@@ -85,7 +89,9 @@ class TrainingData:
             query_ids.append(ex.query_id)
             queries.append(self.query_text(ex))
             passage_ids += [ex.positive_ids[0], *self._negatives(ex, step, pos - first)]
-        return TrainBatch(query_ids, queries, passage_ids, self._texts(passage_ids), 1 + self.negatives)
+        return TrainBatch(
+            query_ids, queries, passage_ids, self._texts(passage_ids), 1 + self.negatives
+        )
 
     def query_text(self, ex: Example) -> str:
         return ex.query if ex.query is not None else self.queries[ex.query_id]
@@ -103,6 +109,6 @@ class TrainingData:
     def _texts(self, doc_ids: list[str]) -> list[str]:
         idx = self.corpus.idx_of(doc_ids)
         if (idx < 0).any():
-            missing = [d for d, i in zip(doc_ids, idx) if i < 0][:3]
+            missing = [d for d, i in zip(doc_ids, idx, strict=True) if i < 0][:3]
             raise ValueError(f"training examples name passages not in the corpus: {missing}")
         return self.corpus.texts(idx, self.title)

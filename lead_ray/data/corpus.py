@@ -63,11 +63,16 @@ def passage_text(title: str | None, text: str) -> str:
     return f"{title} {text}" if title else text
 
 
-def passage_texts(titles: Sequence[str | None], texts: Sequence[str], title: bool = True) -> list[str]:
+def passage_texts(
+    titles: Sequence[str | None], texts: Sequence[str], title: bool = True
+) -> list[str]:
     """`passage_text` of every row; `title=False` (`data.title: false`) drops the titles."""
     if not title:
         return [str(t) for t in texts]
-    return [passage_text(h if isinstance(h, str) else None, str(t)) for h, t in zip(titles, texts, strict=True)]
+    return [
+        passage_text(h if isinstance(h, str) else None, str(t))
+        for h, t in zip(titles, texts, strict=True)
+    ]
 
 
 def iter_corpus(

@@ -46,7 +46,9 @@ def resolve_data(cfg: DataConfig, synthetic_dir: str | Path) -> DataPaths:
         if getattr(cfg.qrels, split):
             qrels[split] = getattr(cfg.qrels, split)
     if corpus is None or queries is None:
-        raise DataError("config", "data needs a corpus and queries (data.beir, or data.corpus + data.queries)")
+        raise DataError(
+            "config", "data needs a corpus and queries (data.beir, or data.corpus + data.queries)"
+        )
     return DataPaths(corpus, queries, qrels)
 
 
@@ -61,11 +63,18 @@ def split_qrels(cfg: DataConfig, paths: DataPaths, split: str) -> dict[str, dict
         dev_ids = set(split_dev(sorted(train), cfg.dev_fraction, cfg.split_seed))
         keep = (lambda q: q in dev_ids) if split == "dev" else (lambda q: q not in dev_ids)
         return {q: docs for q, docs in train.items() if keep(q)}
-    raise DataError("config", f"no qrels for split {split!r} (have: {sorted(paths.qrels) or 'none'})")
+    raise DataError(
+        "config", f"no qrels for split {split!r} (have: {sorted(paths.qrels) or 'none'})"
+    )
 
 
-def training_data(cfg: Config, paths: DataPaths, store: CorpusStore, queries: dict[str, str],
-                  examples_file: str | Path | None = None):
+def training_data(
+    cfg: Config,
+    paths: DataPaths,
+    store: CorpusStore,
+    queries: dict[str, str],
+    examples_file: str | Path | None = None,
+):
     """A `TrainingData` with deterministic batches. Examples come from a file (mined or given)
     or from the train qrels (negatives then drawn at random from the corpus); positives missing
     from the corpus are dropped."""
@@ -77,9 +86,19 @@ def training_data(cfg: Config, paths: DataPaths, store: CorpusStore, queries: di
         examples = examples_from_qrels(split_qrels(cfg.data, paths, cfg.data.train_split))
     kept = []
     for ex in examples:
-        known = [d for d, i in zip(ex.positive_ids, store.idx_of(ex.positive_ids)) if i >= 0]
+        rows = store.idx_of(ex.positive_ids)
+        known = [d for d, i in zip(ex.positive_ids, rows, strict=True) if i >= 0]
         if known:
-            kept.append(ex if known == ex.positive_ids else
-                        Example(ex.query_id, ex.query, known, ex.negative_ids, ex.teacher_scores))
-    return TrainingData(kept, queries, store, seed=cfg.train.seed, negatives=cfg.train.negatives,
-                        title=cfg.data.title)
+            kept.append(
+                ex
+                if known == ex.positive_ids
+                else Example(ex.query_id, ex.query, known, ex.negative_ids, ex.teacher_scores)
+            )
+    return TrainingData(
+        kept,
+        queries,
+        store,
+        seed=cfg.train.seed,
+        negatives=cfg.train.negatives,
+        title=cfg.data.title,
+    )

@@ -15,8 +15,28 @@ from pathlib import Path
 from lead_ray.config import SyntheticData
 from lead_ray.storage import atomic_dir, is_complete, write_manifest
 
-_SYLLABLES = ["ka", "lo", "mi", "ren", "tas", "vo", "quin", "dar", "pel", "sor", "nu", "bri",
-              "gal", "fen", "tor", "wys", "hal", "jun", "cre", "ost"]
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ren",
+    "tas",
+    "vo",
+    "quin",
+    "dar",
+    "pel",
+    "sor",
+    "nu",
+    "bri",
+    "gal",
+    "fen",
+    "tor",
+    "wys",
+    "hal",
+    "jun",
+    "cre",
+    "ost",
+]
 _FILLER = ["the", "a", "of", "and", "in", "is", "with", "for", "on", "near", "about", "from"]
 
 
@@ -36,7 +56,7 @@ def generate(spec: SyntheticData) -> dict[str, list]:
     rng = random.Random(spec.seed)
     n_topics = max(4, spec.docs // 20)
     topic_words = [_words(rng, 6) for _ in range(n_topics)]
-    own = _words(rng, 2 * spec.docs + 6 * n_topics)[6 * n_topics:]
+    own = _words(rng, 2 * spec.docs + 6 * n_topics)[6 * n_topics :]
     corpus = []
     for i in range(spec.docs):
         topic = i % n_topics
@@ -73,6 +93,14 @@ def write_beir(spec: SyntheticData, folder: str | Path) -> Path:
             with open(tmp / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as fh:
                 fh.write("query-id\tcorpus-id\tscore\n")
                 fh.writelines(f"{q}\t{d}\t{s}\n" for q, d, s in data[split])
-        write_manifest(tmp, {"kind": "synthetic-beir", "spec": spec.model_dump(), "complete": True,
-                             "docs": len(data["corpus"]), "queries": len(data["queries"])})
+        write_manifest(
+            tmp,
+            {
+                "kind": "synthetic-beir",
+                "spec": spec.model_dump(),
+                "complete": True,
+                "docs": len(data["corpus"]),
+                "queries": len(data["queries"]),
+            },
+        )
     return folder

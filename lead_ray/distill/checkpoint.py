@@ -28,8 +28,15 @@ LATEST = "latest"
 def config_fingerprint(cfg_dict: dict) -> str:
     """Hash of everything that changes what training computes (not steps/logging cadence)."""
     cfg = json.loads(json.dumps(cfg_dict))
-    for key in ("steps", "checkpoint_every", "keep_checkpoints", "log_every", "export_every_checkpoint",
-                "max_failures", "threads"):
+    for key in (
+        "steps",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "log_every",
+        "export_every_checkpoint",
+        "max_failures",
+        "threads",
+    ):
         cfg.get("train", {}).pop(key, None)
     for section in ("mine", "encode", "index", "search", "evaluate", "ray", "name"):
         cfg.pop(section, None)
@@ -41,8 +48,9 @@ def _state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
 
 
-def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, updater, extra: dict,
-                    keep: int) -> Path:
+def save_checkpoint(
+    folder: Path, step: int, model: torch.nn.Module, updater, extra: dict, keep: int
+) -> Path:
     """Write checkpoint `step-XXXXXXXX` atomically, point `latest` at it, prune old ones."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"step-{step:08d}"
@@ -50,7 +58,9 @@ def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, updater, ex
         save_file(_state_tensors(model), str(tmp / "model.safetensors"))
         torch.save(updater.state_dict(), tmp / "optimizer.pt")
         save_file({"torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({"step": step, **extra}, indent=2), encoding="utf-8")
+        (tmp / "state.json").write_text(
+            json.dumps({"step": step, **extra}, indent=2), encoding="utf-8"
+        )
     atomic_write_text(folder / LATEST, target.name + "\n")
     for old in sorted(p for p in folder.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

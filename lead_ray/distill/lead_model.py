@@ -29,8 +29,15 @@ class LeadModel(nn.Module):
     """Student and teacher in one module, so DDP/DeepSpeed wrap one thing and a step is one
     forward call. `forward` returns the total loss and the detached metrics."""
 
-    def __init__(self, student: DualEncoder, teacher: Retriever, cfg: Config,
-                 gather: Gather = no_gather, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        student: DualEncoder,
+        teacher: Retriever,
+        cfg: Config,
+        gather: Gather = no_gather,
+        rank: int = 0,
+        world: int = 1,
+    ):
         super().__init__()
         self.student = student
         self.teacher = teacher
@@ -54,8 +61,9 @@ class LeadModel(nn.Module):
             self.teacher.eval()  # a frozen teacher runs without dropout
         return self
 
-    def scores(self, batch: TrainBatch, student_layers: list[int], teacher_layers: list[int]
-               ) -> tuple[Scores, Scores, torch.Tensor]:
+    def scores(
+        self, batch: TrainBatch, student_layers: list[int], teacher_layers: list[int]
+    ) -> tuple[Scores, Scores, torch.Tensor]:
         """Student and teacher scores over the same candidates, and each query's positive.
 
         -> student (final [B, M], layers [Ls, B, M]), teacher (final [B, M], layers [Lt, B, M]),
@@ -77,10 +85,17 @@ class LeadModel(nn.Module):
         student, teacher, labels = self.scores(batch, [s for s, _ in pairs], [t for _, t in pairs])
         lead = self.cfg.lead
         terms = lead_objective(
-            student.final, student.layers, teacher.final, teacher.layers, labels,
-            weights=lead.weights, temperature=lead.temperature,
-            layer_temperature=lead.layer_temperature, reweight=lead.reweight,
-            teacher_trains=self.teacher_trains, teacher_kd_grad=lead.teacher_kd_grad,
+            student.final,
+            student.layers,
+            teacher.final,
+            teacher.layers,
+            labels,
+            weights=lead.weights,
+            temperature=lead.temperature,
+            layer_temperature=lead.layer_temperature,
+            reweight=lead.reweight,
+            teacher_trains=self.teacher_trains,
+            teacher_kd_grad=lead.teacher_kd_grad,
         )
         metrics = terms.metrics()
         metrics["student_acc"] = float((student.final.argmax(-1) == labels).float().mean())
@@ -89,8 +104,13 @@ class LeadModel(nn.Module):
         return terms.total, metrics
 
 
-def build_lead_model(cfg: Config, gather: Gather = no_gather, rank: int = 0, world: int = 1,
-                     teacher_cache: str | Path | None = None) -> LeadModel:
+def build_lead_model(
+    cfg: Config,
+    gather: Gather = no_gather,
+    rank: int = 0,
+    world: int = 1,
+    teacher_cache: str | Path | None = None,
+) -> LeadModel:
     """Teacher and student as the config says (deterministic in the config's seeds); a frozen
     dual-encoder teacher is answered from `teacher_cache` when given (see `teacher_cache.py`)."""
     torch.manual_seed(cfg.train.seed)
@@ -109,6 +129,13 @@ def pairs_at(model: LeadModel, cfg: Config, step: int) -> list[tuple[int, int]]:
     lead = cfg.lead
     if lead.weights.layer == 0:
         return []
-    return layer_pairs(lead.selection, model.student.num_layers, model.teacher.num_layers, lead.layers,
-                       step=step, resample_every=lead.resample_every, seed=cfg.train.seed,
-                       explicit=lead.map)
+    return layer_pairs(
+        lead.selection,
+        model.student.num_layers,
+        model.teacher.num_layers,
+        lead.layers,
+        step=step,
+        resample_every=lead.resample_every,
+        seed=cfg.train.seed,
+        explicit=lead.map,
+    )

@@ -31,7 +31,9 @@ def contrastive_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(scores.float(), labels)
 
 
-def kl_divergence(target: torch.Tensor, inputs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def kl_divergence(
+    target: torch.Tensor, inputs: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """KL(softmax(target / tau) || softmax(inputs)) summed over candidates, mean over queries.
 
     target, inputs [..., B, N] -> [...]  (as `F.kl_div(log P_in, P_target, 'batchmean')`).
@@ -52,7 +54,9 @@ def layer_ranking_loss(layer_scores: torch.Tensor, labels: torch.Tensor) -> torc
     return -picked.squeeze(-1).mean(-1)
 
 
-def layer_weights(teacher_layer_scores: torch.Tensor, labels: torch.Tensor, layer_temperature: float) -> torch.Tensor:
+def layer_weights(
+    teacher_layer_scores: torch.Tensor, labels: torch.Tensor, layer_temperature: float
+) -> torch.Tensor:
     """Re-weighting: a_k = softmax_k(-CE_k / tau_w), CE_k the teacher layer's ranking loss.
 
     Constants (computed without gradient). [K, B, N], [B] -> [K], sums to 1.
@@ -89,7 +93,9 @@ def lead_layer_loss(
     return (weights * kl).sum(), kl.detach(), weights
 
 
-def response_loss(teacher: torch.Tensor, student: torch.Tensor, temperature: float, mutual: bool) -> torch.Tensor:
+def response_loss(
+    teacher: torch.Tensor, student: torch.Tensor, temperature: float, mutual: bool
+) -> torch.Tensor:
     """KD on final scores [B, N]: KL(P_T^tau || P_S) (+ KL(P_S^tau || P_T) when mutual)."""
     loss = kl_divergence(teacher, student, temperature)
     if mutual:
@@ -128,14 +134,16 @@ def layer_pairs(
         pairs = [(int(s), int(t)) for s, t in explicit or ()]
         for s, t in pairs:
             if not (0 <= s < n_student and 0 <= t < n_teacher):
-                raise ValueError(f"layer pair {(s, t)} is out of range ({n_student}, {n_teacher} layers)")
+                raise ValueError(
+                    f"layer pair {(s, t)} is out of range ({n_student}, {n_teacher} layers)"
+                )
         return pairs
     k = min(n_student, n_teacher) if k == "all" else min(int(k), n_student, n_teacher)
     if selection == "random":
         rng = random.Random(seed * 1_000_003 + step // resample_every)
         student = sorted(rng.sample(range(n_student), k))
         teacher = sorted(rng.sample(range(n_teacher), k))
-        return list(zip(student, teacher))
+        return list(zip(student, teacher, strict=True))
     student = list(range(n_student - k, n_student))
     if selection == "last":
         teacher = list(range(n_teacher - k, n_teacher))
@@ -143,7 +151,7 @@ def layer_pairs(
         teacher = [max(0, round((s + 1) * n_teacher / n_student) - 1) for s in student]
     else:
         raise ValueError(f"unknown layer selection {selection!r}")
-    return list(zip(student, teacher))
+    return list(zip(student, teacher, strict=True))
 
 
 # ----------------------------------------------------------------------------- the objective
@@ -197,10 +205,19 @@ def lead_objective(
         t_final, t_layers = teacher_final.detach(), teacher_layers.detach()
     stu = contrastive_loss(student_final, labels)
     tch = contrastive_loss(teacher_final, labels) if teacher_trains else zero
-    rep = response_loss(t_final, student_final, temperature, mutual=teacher_trains and teacher_kd_grad)
+    rep = response_loss(
+        t_final, student_final, temperature, mutual=teacher_trains and teacher_kd_grad
+    )
     if student_layers.shape[0] > 0 and weights.layer > 0:
-        lyr, kl, a = lead_layer_loss(student_layers, t_layers, labels, temperature, layer_temperature, reweight)
+        lyr, kl, a = lead_layer_loss(
+            student_layers, t_layers, labels, temperature, layer_temperature, reweight
+        )
     else:
         lyr, kl, a = zero, zero.new_zeros(0), zero.new_zeros(0)
-    total = weights.contrastive * stu + weights.teacher * tch + weights.response * rep + weights.layer * lyr
+    total = (
+        weights.contrastive * stu
+        + weights.teacher * tch
+        + weights.response * rep
+        + weights.layer * lyr
+    )
     return LossTerms(total, stu, tch, rep, lyr, kl, a)

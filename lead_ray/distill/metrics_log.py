@@ -13,8 +13,11 @@ class MetricsLog:
     def __init__(self, path: Path, resume_step: int):
         self.path = path
         if path.exists():
-            kept = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            kept = [
+                ln
+                for ln in path.read_text(encoding="utf-8").splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= resume_step
+            ]
             from lead_ray.storage import atomic_write_text
 
             atomic_write_text(path, "".join(ln + "\n" for ln in kept))

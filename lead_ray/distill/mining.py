@@ -26,9 +26,16 @@ def select_negatives(ranked: list[str], positives: set[str], skip: int, keep: in
     return negatives[skip : skip + keep]
 
 
-def mine(cfg: Config, out: Path, store: CorpusStore, queries: dict[str, str],
-         qrels: dict[str, dict[str, int]], model_folder: str | Path, emb_dir: Path,
-         progress: bool = True) -> Path:
+def mine(
+    cfg: Config,
+    out: Path,
+    store: CorpusStore,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    model_folder: str | Path,
+    emb_dir: Path,
+    progress: bool = True,
+) -> Path:
     """Mine negatives for the training queries (`qrels`) with the dual encoder in `model_folder`.
 
     Args:
@@ -36,8 +43,8 @@ def mine(cfg: Config, out: Path, store: CorpusStore, queries: dict[str, str],
     Returns:
         The examples file (`out/examples.jsonl`); a complete `out` is returned as it is.
     """
-    from lead_ray.corpus.encode import encode_corpus, encode_queries, load_dual_encoder
     from lead_ray.corpus.embeddings import read_embeddings_manifest
+    from lead_ray.corpus.encode import encode_corpus, encode_queries, load_dual_encoder
     from lead_ray.corpus.ids import IdMap
     from lead_ray.corpus.search import exact_search
 
@@ -61,10 +68,19 @@ def mine(cfg: Config, out: Path, store: CorpusStore, queries: dict[str, str],
             negatives = select_negatives(ranked, positives, cfg.mine.skip, cfg.mine.keep)
             examples.append(Example(qid, None, sorted(positives), negatives))
     write_examples(examples_file, examples)
-    write_manifest(out, {"kind": "mine", "complete": True, "examples": len(examples),
-                         "model": str(model_folder), "k": cfg.mine.k, "keep": cfg.mine.keep,
-                         "skip": cfg.mine.skip, "positives_dropped": dropped,
-                         "embeddings": read_manifest(emb_dir)})
+    write_manifest(
+        out,
+        {
+            "kind": "mine",
+            "complete": True,
+            "examples": len(examples),
+            "model": str(model_folder),
+            "k": cfg.mine.k,
+            "keep": cfg.mine.keep,
+            "skip": cfg.mine.skip,
+            "positives_dropped": dropped,
+            "embeddings": read_manifest(emb_dir),
+        },
+    )
     log.info("mined %d examples (%d retrieved positives dropped)", len(examples), dropped)
     return examples_file
-

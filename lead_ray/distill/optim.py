@@ -31,11 +31,21 @@ def linear_schedule(step: int, total: int, warmup: int) -> float:
 
 def param_groups(model: LeadModel, cfg: Config) -> list[dict]:
     """Student and (if it trains) teacher as separate groups: own LR, own clipping."""
-    groups = [{"name": "student", "params": [p for p in model.student.parameters() if p.requires_grad],
-               "lr": cfg.train.lr}]
+    groups = [
+        {
+            "name": "student",
+            "params": [p for p in model.student.parameters() if p.requires_grad],
+            "lr": cfg.train.lr,
+        }
+    ]
     if model.teacher_trains:
-        groups.append({"name": "teacher", "params": [p for p in model.teacher.parameters() if p.requires_grad],
-                       "lr": cfg.train.teacher_lr or cfg.train.lr})
+        groups.append(
+            {
+                "name": "teacher",
+                "params": [p for p in model.teacher.parameters() if p.requires_grad],
+                "lr": cfg.train.teacher_lr or cfg.train.lr,
+            }
+        )
     return groups
 
 
@@ -49,10 +59,13 @@ class LocalUpdater:
 
     def __init__(self, model: LeadModel, cfg: Config):
         self.groups = param_groups(model, cfg)
-        self.optimizer = torch.optim.AdamW(self.groups, eps=1e-8, weight_decay=cfg.train.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.groups, eps=1e-8, weight_decay=cfg.train.weight_decay
+        )
         total, warm = cfg.train.steps, warmup_steps(cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: linear_schedule(s, total, warm))
+            self.optimizer, lambda s: linear_schedule(s, total, warm)
+        )
         self.clip = cfg.train.grad_clip
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -61,7 +74,9 @@ class LocalUpdater:
     def step(self) -> dict[str, float]:
         out = {"lr": self.optimizer.param_groups[0]["lr"]}
         for group in self.optimizer.param_groups:
-            norm = torch.nn.utils.clip_grad_norm_(group["params"], self.clip if self.clip > 0 else float("inf"))
+            norm = torch.nn.utils.clip_grad_norm_(
+                group["params"], self.clip if self.clip > 0 else float("inf")
+            )
             out[f"grad_norm_{group['name']}"] = float(norm)
         self.optimizer.step()
         self.scheduler.step()
@@ -82,8 +97,14 @@ def autocast(precision: str, device_type: str = "cpu"):
     return contextlib.nullcontext()
 
 
-def train_step(model: nn.Module, batch: TrainBatch, pairs: list[tuple[int, int]], updater: Updater,
-               precision: str = "fp32", device_type: str = "cpu") -> dict:
+def train_step(
+    model: nn.Module,
+    batch: TrainBatch,
+    pairs: list[tuple[int, int]],
+    updater: Updater,
+    precision: str = "fp32",
+    device_type: str = "cpu",
+) -> dict:
     """One optimizer step: forward (model or its DDP/DeepSpeed wrapper), backward, update.
 
     Returns the step's metrics (loss terms, per-layer KL and weights, accuracies, LR, norms).

@@ -25,15 +25,22 @@ def cache_training_texts(cfg: Config, data, store, folder: Path) -> Path:
     from lead_ray.models.cached import build_feature_cache
 
     if cfg.teacher.kind != "dual_encoder" or cfg.teacher.trainable:
-        raise ConfigError("cache-teacher: only a frozen dual-encoder teacher can be cached "
-                          "(teacher.kind: dual_encoder, teacher.trainable: false)")
+        raise ConfigError(
+            "cache-teacher: only a frozen dual-encoder teacher can be cached "
+            "(teacher.kind: dual_encoder, teacher.trainable: false)"
+        )
     queries = [data.query_text(ex) for ex in data.examples]
     pool = data.passage_pool()
     if pool is None:
-        log.warning("some examples have no mined negatives, so training draws negatives from the "
-                    "whole corpus: caching all %d passages", len(store))
+        log.warning(
+            "some examples have no mined negatives, so training draws negatives from the "
+            "whole corpus: caching all %d passages",
+            len(store),
+        )
         rows = np.arange(len(store))
     else:
         rows = store.idx_of(pool)
     passages = store.texts(rows, cfg.data.title)
-    return build_feature_cache(cfg.teacher, queries, passages, folder, batch_size=cfg.encode.batch_size)
+    return build_feature_cache(
+        cfg.teacher, queries, passages, folder, batch_size=cfg.encode.batch_size
+    )

@@ -35,7 +35,9 @@ def finished_training(out: Path, cfg: Config) -> dict | None:
 
     done = read_manifest(out) or {}
     if done.get("complete") and (done.get("config"), done.get("steps")) == (
-            config_fingerprint(cfg.to_dict()), cfg.train.steps):
+        config_fingerprint(cfg.to_dict()),
+        cfg.train.steps,
+    ):
         return done
     return None
 
@@ -54,11 +56,13 @@ def check_resumable(out: Path, cfg: Config) -> None:
     if config_fingerprint(old.to_dict()) != config_fingerprint(cfg.to_dict()):
         raise ResumeMismatch(
             f"{out} holds a run with a different config ({previous}); "
-            "use another --out, or the same config (only train.steps and logging may change)")
+            "use another --out, or the same config (only train.steps and logging may change)"
+        )
 
 
-def fit_local(cfg: Config, out: Path, data, *, teacher_cache: Path | None = None,
-              progress: bool = True) -> dict:
+def fit_local(
+    cfg: Config, out: Path, data, *, teacher_cache: Path | None = None, progress: bool = True
+) -> dict:
     """Train in this process; resumes from the newest checkpoint in `out`.
 
     Args:
@@ -108,12 +112,22 @@ def fit_local(cfg: Config, out: Path, data, *, teacher_cache: Path | None = None
                 if (step + 1) % cfg.train.log_every == 0 or step + 1 == steps:
                     metrics_log.write(m)
                 rate = (step + 1 - start) / (time.perf_counter() - t0)
-                pbar.update(task, completed=step + 1, rate=f"{rate:.2f} steps/s",
-                            info=f"loss {m['loss']:.3f} (c {m['loss_contrastive']:.3f} "
-                                 f"r {m['loss_response']:.3f} l {m['loss_layer']:.3f})")
+                pbar.update(
+                    task,
+                    completed=step + 1,
+                    rate=f"{rate:.2f} steps/s",
+                    info=f"loss {m['loss']:.3f} (c {m['loss_contrastive']:.3f} "
+                    f"r {m['loss_response']:.3f} l {m['loss_layer']:.3f})",
+                )
                 if (step + 1) % cfg.train.checkpoint_every == 0 or step + 1 == steps:
-                    ck = save_checkpoint(ckpt_dir, step + 1, model, updater,
-                                         {"pairs": m["pairs"], "config": fp}, cfg.train.keep_checkpoints)
+                    ck = save_checkpoint(
+                        ckpt_dir,
+                        step + 1,
+                        model,
+                        updater,
+                        {"pairs": m["pairs"], "config": fp},
+                        cfg.train.keep_checkpoints,
+                    )
                     if cfg.train.export_every_checkpoint:
                         export_model(model.student, ck / "student")
     finally:
@@ -121,7 +135,14 @@ def fit_local(cfg: Config, out: Path, data, *, teacher_cache: Path | None = None
     export_model(model.student, out / "student")
     if model.teacher_trains:
         export_model(model.teacher, out / "teacher")
-    manifest = {"kind": "train", "complete": True, "steps": steps, "config": fp, "backend": "local",
-                "student": fingerprint_folder(out / "student"), "seconds": time.perf_counter() - t0}
+    manifest = {
+        "kind": "train",
+        "complete": True,
+        "steps": steps,
+        "config": fp,
+        "backend": "local",
+        "student": fingerprint_folder(out / "student"),
+        "seconds": time.perf_counter() - t0,
+    }
     write_manifest(out, manifest)
     return manifest

@@ -74,8 +74,11 @@ def _torch_extensions_root() -> str:
     if os.environ.get("TORCH_EXTENSIONS_DIR"):
         return os.environ["TORCH_EXTENSIONS_DIR"]
     v = torch.version
-    accel = f"rocm{v.hip.replace('.', '')}" if v.hip else (
-        f"cu{v.cuda.replace('.', '')}" if v.cuda else "cpu")
+    accel = (
+        f"rocm{v.hip.replace('.', '')}"
+        if v.hip
+        else (f"cu{v.cuda.replace('.', '')}" if v.cuda else "cpu")
+    )
     py = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
     return os.path.join(get_default_build_root(), f"{py}_{accel}")
 
@@ -108,12 +111,18 @@ def probe_software() -> dict[str, Any]:
     """The software facts of the node this runs on; imports only, never builds or downloads."""
     import torch
 
-    sw: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
-                          "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-                          "cuda_gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0}
+    sw: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "cuda_gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+    }
     sw["gpu_names"] = [torch.cuda.get_device_name(i) for i in range(sw["cuda_gpus"])]
     if sw["cuda_gpus"]:
-        sw["bf16"], sw["bf16_native"] = torch.cuda.is_bf16_supported(), torch.cuda.is_bf16_supported()
+        sw["bf16"], sw["bf16_native"] = (
+            torch.cuda.is_bf16_supported(),
+            torch.cuda.is_bf16_supported(),
+        )
     else:  # torch runs bf16 on any CPU; only AVX512-BF16 / AMX make it fast
         sw["bf16"], sw["bf16_native"] = True, bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
     try:
@@ -122,8 +131,11 @@ def probe_software() -> dict[str, Any]:
         sw.update(faiss=None, faiss_gpu=False, faiss_gpus=0)
     else:
         gpu_build = hasattr(faiss, "StandardGpuResources")  # only faiss-gpu builds have it
-        sw.update(faiss=faiss.__version__, faiss_gpu=gpu_build,
-                  faiss_gpus=faiss.get_num_gpus() if gpu_build else 0)
+        sw.update(
+            faiss=faiss.__version__,
+            faiss_gpu=gpu_build,
+            faiss_gpus=faiss.get_num_gpus() if gpu_build else 0,
+        )
     # DeepSpeed's logger writes to stdout; keep stdout for the report
     with contextlib.redirect_stdout(sys.stderr):
         try:
@@ -133,8 +145,11 @@ def probe_software() -> dict[str, Any]:
         else:
             from deepspeed.accelerator import get_accelerator
 
-            sw.update(deepspeed=deepspeed.__version__, ds_accelerator=get_accelerator()._name,
-                      ds_ops=_deepspeed_ops())
+            sw.update(
+                deepspeed=deepspeed.__version__,
+                ds_accelerator=get_accelerator()._name,
+                ds_ops=_deepspeed_ops(),
+            )
     return sw
 
 
@@ -157,8 +172,13 @@ def cluster_facts() -> Facts:
     alive = [n for n in ray.nodes() if n["Alive"]]
     here = ray.get_runtime_context().get_node_id()
     probe = ray.remote(num_cpus=0)(probe_software)
-    refs = {n["NodeID"]: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-        n["NodeID"], soft=False)).remote() for n in alive if n["NodeID"] != here}
+    refs = {
+        n["NodeID"]: probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote()
+        for n in alive
+        if n["NodeID"] != here
+    }
     found = dict(zip(refs, ray.get(list(refs.values())), strict=True))
     if any(n["NodeID"] == here for n in alive):  # this driver's node: no task needed
         found[here] = probe_software()
@@ -166,8 +186,15 @@ def cluster_facts() -> Facts:
     for n in alive:
         sw = found[n["NodeID"]]
         res = n["Resources"]
-        nodes.append(Node(n["NodeManagerAddress"], res.get("CPU", 0.0), res.get("GPU", 0.0),
-                          round(res.get("memory", 0.0) / 2**30, 1), sw))
+        nodes.append(
+            Node(
+                n["NodeManagerAddress"],
+                res.get("CPU", 0.0),
+                res.get("GPU", 0.0),
+                round(res.get("memory", 0.0) / 2**30, 1),
+                sw,
+            )
+        )
     return Facts(ray.__version__, ray.get_runtime_context().gcs_address, nodes)
 
 
@@ -176,8 +203,11 @@ def cluster_facts() -> Facts:
 
 def stages_for(verb: str | None) -> tuple[str, ...]:
     """The stages a verb runs (all of them for `pipeline` or no verb)."""
-    return (verb,) if verb in ("train", "encode", "index", "search") else (
-        "train", "encode", "index", "search")
+    return (
+        (verb,)
+        if verb in ("train", "encode", "index", "search")
+        else ("train", "encode", "index", "search")
+    )
 
 
 def needs(cfg: Config, verb: str | None = None) -> dict[str, dict[str, float]]:
@@ -193,31 +223,51 @@ def needs(cfg: Config, verb: str | None = None) -> dict[str, dict[str, float]]:
     return {s: table[s] for s in stages_for(verb)}
 
 
-def _software_checks(cfg: Config, stages: tuple[str, ...], sws: list[dict[str, Any]]) -> list[Check]:
+def _software_checks(
+    cfg: Config, stages: tuple[str, ...], sws: list[dict[str, Any]]
+) -> list[Check]:
     t = cfg.train
     checks = []
     if "train" in stages or "encode" in stages:
-        wants_gpu = ("train" in stages and t.use_gpu) or ("encode" in stages and cfg.encode.num_gpus > 0)
+        wants_gpu = ("train" in stages and t.use_gpu) or (
+            "encode" in stages and cfg.encode.num_gpus > 0
+        )
         if wants_gpu and not any(sw["cuda"] for sw in sws):
-            checks.append(Check(False, "GPUs are requested (train.use_gpu / encode.num_gpus) but "
-                                       "no node has a CUDA build of torch with a visible GPU"))
+            checks.append(
+                Check(
+                    False,
+                    "GPUs are requested (train.use_gpu / encode.num_gpus) but "
+                    "no node has a CUDA build of torch with a visible GPU",
+                )
+            )
     if "train" in stages and t.precision == "bf16":
         gpu_sws = [sw for sw in sws if sw["cuda"]]
         if t.use_gpu and gpu_sws and not all(sw["bf16"] for sw in gpu_sws):
-            checks.append(Check(False, "train.precision=bf16 but a GPU here lacks bf16 (needs Ampere+)"))
+            checks.append(
+                Check(False, "train.precision=bf16 but a GPU here lacks bf16 (needs Ampere+)")
+            )
         elif t.use_gpu and gpu_sws:
             checks.append(Check(True, "bf16 supported by the GPUs"))
         elif not t.use_gpu and not all(sw["bf16_native"] for sw in sws):
-            checks.append(Check(None, "bf16 on this CPU is emulated (no AVX512-BF16/AMX): it runs, "
-                                      "slower than fp32"))
+            checks.append(
+                Check(
+                    None,
+                    "bf16 on this CPU is emulated (no AVX512-BF16/AMX): it runs, slower than fp32",
+                )
+            )
         elif not t.use_gpu:
             checks.append(Check(True, "bf16 native on the CPUs"))
     if "train" in stages and t.deepspeed.stage > 0:
         checks += _deepspeed_checks(cfg, sws)
     if "index" in stages and cfg.index.gpu:
         if not all(sw["faiss_gpu"] for sw in sws):
-            checks.append(Check(False, "index.gpu=true but faiss is a CPU build here "
-                                       "(install the `gpu` extra, faiss-gpu, instead of faiss-cpu)"))
+            checks.append(
+                Check(
+                    False,
+                    "index.gpu=true but faiss is a CPU build here "
+                    "(install the `gpu` extra, faiss-gpu, instead of faiss-cpu)",
+                )
+            )
         elif not all(sw["faiss_gpus"] for sw in sws):
             checks.append(Check(False, "index.gpu=true: faiss-gpu is installed but sees no GPU"))
         else:
@@ -227,26 +277,41 @@ def _software_checks(cfg: Config, stages: tuple[str, ...], sws: list[dict[str, A
 
 def _deepspeed_checks(cfg: Config, sws: list[dict[str, Any]]) -> list[Check]:
     if not all(sw["deepspeed"] for sw in sws):
-        return [Check(False, f"train.deepspeed.stage={cfg.train.deepspeed.stage} but DeepSpeed "
-                             "is not installed")]
+        return [
+            Check(
+                False,
+                f"train.deepspeed.stage={cfg.train.deepspeed.stage} but DeepSpeed is not installed",
+            )
+        ]
     versions = sorted({sw["deepspeed"] for sw in sws})
-    checks = [Check(True, f"DeepSpeed {', '.join(versions)} for ZeRO stage {cfg.train.deepspeed.stage}")]
+    checks = [
+        Check(True, f"DeepSpeed {', '.join(versions)} for ZeRO stage {cfg.train.deepspeed.stage}")
+    ]
     ops = ["cpu_adam"] if cfg.train.deepspeed.offload_optimizer else []
     if not cfg.train.use_gpu and any(sw["ds_accelerator"] == "cpu" for sw in sws):
         ops.append("deepspeed_shm_comm")  # DeepSpeed on CPU builds it on every initialize
     for op in ops:
         states = {sw["ds_ops"].get(op, "missing") for sw in sws}
         if states & {"incompatible", "missing"}:
-            checks.append(Check(False, f"DeepSpeed op {op} cannot be built here ({sorted(states)})"))
+            checks.append(
+                Check(False, f"DeepSpeed op {op} cannot be built here ({sorted(states)})")
+            )
         elif "jit" in states:
-            checks.append(Check(None, f"DeepSpeed op {op} will be JIT-built on first use "
-                                      f"(~{DS_JIT_SECONDS.get(op, 40)} s, cached afterwards)"))
+            checks.append(
+                Check(
+                    None,
+                    f"DeepSpeed op {op} will be JIT-built on first use "
+                    f"(~{DS_JIT_SECONDS.get(op, 40)} s, cached afterwards)",
+                )
+            )
         else:
             checks.append(Check(True, f"DeepSpeed op {op} ready ({'/'.join(sorted(states))})"))
     return checks
 
 
-def check(cfg: Config, facts: Facts, *, verb: str | None = None, cluster: bool = False) -> list[Check]:
+def check(
+    cfg: Config, facts: Facts, *, verb: str | None = None, cluster: bool = False
+) -> list[Check]:
     """The verdict lines for running `verb` (default: the whole pipeline) of `cfg` on `facts`.
 
     Resource shortfalls block a run on one machine; on a cluster they are warnings, because an
@@ -259,8 +324,11 @@ def check(cfg: Config, facts: Facts, *, verb: str | None = None, cluster: bool =
             if need[kind] <= have:
                 continue
             text = f"{stage} needs {need[kind]:g} {kind[:-1].upper()} at once, {have:g} available"
-            checks.append(Check(None, text + " now (the autoscaler adds nodes on demand)")
-                          if cluster else Check(False, text))
+            checks.append(
+                Check(None, text + " now (the autoscaler adds nodes on demand)")
+                if cluster
+                else Check(False, text)
+            )
     gpu_nodes = [n.software for n in facts.nodes if n.gpus > 0 and n.software]
     sws = gpu_nodes or [n.software for n in facts.nodes if n.software]
     return checks + _software_checks(cfg, stages, sws)
@@ -272,11 +340,17 @@ def verdict(checks: list[Check]) -> str:
     return "READY (with warnings)" if any(c.ok is None for c in checks) else "READY"
 
 
-def format_report(facts: Facts, checks: list[Check] | None = None, config_name: str = "",
-                  need: dict[str, dict[str, float]] | None = None) -> str:
+def format_report(
+    facts: Facts,
+    checks: list[Check] | None = None,
+    config_name: str = "",
+    need: dict[str, dict[str, float]] | None = None,
+) -> str:
     """The human-readable report `lead doctor` prints (`need`: `needs(cfg)`)."""
-    lines = [f"Ray {facts.ray} at {facts.address}",
-             f"nodes: {len(facts.nodes)}   CPUs: {facts.cpus:g}   GPUs: {facts.gpus:g}"]
+    lines = [
+        f"Ray {facts.ray} at {facts.address}",
+        f"nodes: {len(facts.nodes)}   CPUs: {facts.cpus:g}   GPUs: {facts.gpus:g}",
+    ]
     for n in facts.nodes:
         sw = n.software
         lines.append(f"  {n.host}: {n.cpus:g} CPU, {n.gpus:g} GPU, {n.memory_gb:g} GiB")
@@ -284,19 +358,33 @@ def format_report(facts: Facts, checks: list[Check] | None = None, config_name: 
             continue
         gpus = f" ({', '.join(sw['gpu_names'])})" if sw["gpu_names"] else ""
         bf16 = "native" if sw["bf16_native"] else ("emulated" if sw["bf16"] else "no")
-        faiss = "none" if not sw["faiss"] else (
-            f"{sw['faiss']} {'gpu, ' + str(sw['faiss_gpus']) + ' GPUs' if sw['faiss_gpu'] else 'cpu'}")
+        faiss = (
+            "none"
+            if not sw["faiss"]
+            else (
+                f"{sw['faiss']} "
+                f"{'gpu, ' + str(sw['faiss_gpus']) + ' GPUs' if sw['faiss_gpu'] else 'cpu'}"
+            )
+        )
         lines.append(f"    torch {sw['torch']}  CUDA {sw['cuda'] or 'none'}{gpus}  bf16 {bf16}")
-        lines.append(f"    faiss {faiss}  DeepSpeed {sw['deepspeed'] or 'none'}"
-                     + (f" ({sw['ds_accelerator']})" if sw["deepspeed"] else ""))
+        lines.append(
+            f"    faiss {faiss}  DeepSpeed {sw['deepspeed'] or 'none'}"
+            + (f" ({sw['ds_accelerator']})" if sw["deepspeed"] else "")
+        )
         if sw["ds_ops"]:
             lines.append("    ops: " + ", ".join(f"{k}={v}" for k, v in sw["ds_ops"].items()))
     if checks is not None:
         lines.append(f"config {config_name}:".rstrip())
         if need:
-            lines.append("  needs at once: " + "; ".join(
-                f"{stage} {n['cpus']:g} CPU + {n['gpus']:g} GPU" for stage, n in need.items()))
+            lines.append(
+                "  needs at once: "
+                + "; ".join(
+                    f"{stage} {n['cpus']:g} CPU + {n['gpus']:g} GPU" for stage, n in need.items()
+                )
+            )
         marks = {True: "ok  ", False: "FAIL", None: "warn"}
-        lines += [f"  [{marks[c.ok]}] {c.text}" for c in checks] or ["  [ok  ] nothing special needed"]
+        lines += [f"  [{marks[c.ok]}] {c.text}" for c in checks] or [
+            "  [ok  ] nothing special needed"
+        ]
         lines.append(f"verdict: {verdict(checks)}")
     return "\n".join(lines)

@@ -30,16 +30,17 @@ import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from lead_ray.config import Config
-from lead_ray.data.store import CORPUS_FILE, CorpusStore
 from lead_ray.corpus.encode import CALL_BATCHES, CorpusEncoder, check_dual_encoder
-from lead_ray.distributed.session import require_local_resources, start_ray
 from lead_ray.corpus.shard_writer import ShardWriter, plan_encoding
+from lead_ray.data.store import CORPUS_FILE, CorpusStore
+from lead_ray.distributed.session import require_local_resources, start_ray
 from lead_ray.models.backbone import resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ READ_TASKS = 4
 
 
 def _store_datasource(folder: str, ranges: list[tuple[int, int]], block_rows: int):
-    """A Ray Datasource over row ranges of the memory-mapped store (one read task per range, run on the driver's node)."""
+    """A Ray Datasource over row ranges of the memory-mapped store (one read task per range, run
+    on the driver's node)."""
     import pyarrow as pa
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
@@ -65,10 +67,15 @@ def _store_datasource(folder: str, ranges: list[tuple[int, int]], block_rows: in
             return None
 
         def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None):
-            return [ReadTask(lambda lo=lo, hi=hi: read(lo, hi),
-                             BlockMetadata(num_rows=hi - lo, size_bytes=None, input_files=None,
-                                           exec_stats=None))
-                    for lo, hi in ranges]
+            return [
+                ReadTask(
+                    lambda lo=lo, hi=hi: read(lo, hi),
+                    BlockMetadata(
+                        num_rows=hi - lo, size_bytes=None, input_files=None, exec_stats=None
+                    ),
+                )
+                for lo, hi in ranges
+            ]
 
         def get_name(self) -> str:
             return "CorpusStore"
@@ -99,8 +106,11 @@ class _ShippedEncoder:
 
 def _pack_folder(folder: str) -> dict[str, bytes]:
     root = Path(folder)
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def run_encoding(
@@ -133,34 +143,70 @@ def run_encoding(
     t0, docs, total = time.perf_counter(), 0, sum(plan.shard_size(s) for s in todo)
     if todo:
         start_ray(cfg)
-        for kind, need in (("CPU", enc.actors * enc.cpus_per_actor), ("GPU", enc.actors * enc.num_gpus)):
-            require_local_resources(cfg, kind, need, f"encode.actors={enc.actors} (x cpus_per_actor"
-                                    f"={enc.cpus_per_actor:g}, num_gpus={enc.num_gpus:g})")
+        for kind, need in (
+            ("CPU", enc.actors * enc.cpus_per_actor),
+            ("GPU", enc.actors * enc.num_gpus),
+        ):
+            require_local_resources(
+                cfg,
+                kind,
+                need,
+                f"encode.actors={enc.actors} (x cpus_per_actor"
+                f"={enc.cpus_per_actor:g}, num_gpus={enc.num_gpus:g})",
+            )
         ray.data.DataContext.get_current().enable_progress_bars = False
         call_rows = enc.batch_size * CALL_BATCHES
         ds = ray.data.read_datasource(
-            _store_datasource(str(Path(store_folder).resolve()), [plan.bounds(s) for s in todo],
-                              call_rows), num_cpus=0, concurrency=min(len(todo), READ_TASKS))
+            _store_datasource(
+                str(Path(store_folder).resolve()), [plan.bounds(s) for s in todo], call_rows
+            ),
+            num_cpus=0,
+            concurrency=min(len(todo), READ_TASKS),
+        )
         threads = enc.threads or max(1, int(enc.cpus_per_actor))
-        kwargs = dict(max_length=enc.max_length, batch_size=enc.batch_size, dtype=enc.dtype,
-                      title=cfg.data.title, doc_mode=enc.doc_mode, maxp_stride=enc.maxp_stride,
-                      maxp_passages=enc.maxp_passages, threads=threads,
-                      device="cuda" if enc.num_gpus > 0 else "cpu")
+        kwargs = dict(
+            max_length=enc.max_length,
+            batch_size=enc.batch_size,
+            dtype=enc.dtype,
+            title=cfg.data.title,
+            doc_mode=enc.doc_mode,
+            maxp_stride=enc.maxp_stride,
+            maxp_passages=enc.maxp_passages,
+            threads=threads,
+            device="cuda" if enc.num_gpus > 0 else "cpu",
+        )
         if cfg.ray.address is None:  # one machine: actors read the model folder in place
             udf, kwargs = CorpusEncoder, {"model_path": model_folder, **kwargs}
         else:  # a cluster: GPU nodes may not see the driver's disk
-            udf, kwargs = _ShippedEncoder, {"files": [ray.put(_pack_folder(model_folder))], **kwargs}
+            udf, kwargs = (
+                _ShippedEncoder,
+                {"files": [ray.put(_pack_folder(model_folder))], **kwargs},
+            )
         ds = ds.map_batches(
-            udf, fn_constructor_kwargs=kwargs,
-            compute=ray.data.ActorPoolStrategy(size=enc.actors), batch_size=call_rows,
-            batch_format="numpy", num_cpus=enc.cpus_per_actor, num_gpus=enc.num_gpus or None)
+            udf,
+            fn_constructor_kwargs=kwargs,
+            compute=ray.data.ActorPoolStrategy(size=enc.actors),
+            batch_size=call_rows,
+            batch_format="numpy",
+            num_cpus=enc.cpus_per_actor,
+            num_gpus=enc.num_gpus or None,
+        )
         with bar("encode (ray)", total, progress) as pbar:
             task = pbar.add_task("encode", total=total, rate="", info=f"{len(todo)} shards")
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 writer.add(batch)
-                docs += int((batch["passage"] == 0).sum()) if "passage" in batch else len(batch["doc_idx"])
+                docs += (
+                    int((batch["passage"] == 0).sum())
+                    if "passage" in batch
+                    else len(batch["doc_idx"])
+                )
                 rate = docs / max(time.perf_counter() - t0, 1e-9)
                 pbar.update(task, completed=docs, rate=f"{rate:,.0f} docs/s")
     seconds = time.perf_counter() - t0
-    return writer.finish(backend="ray", actors=enc.actors, seconds=round(seconds, 3), docs=docs,
-                         docs_per_s=round(docs / seconds, 2) if docs else None)
+    return writer.finish(
+        backend="ray",
+        actors=enc.actors,
+        seconds=round(seconds, 3),
+        docs=docs,
+        docs_per_s=round(docs / seconds, 2) if docs else None,
+    )

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from lead_ray.config import Config, IndexConfig
 from lead_ray.corpus import index as indexing
 from lead_ray.corpus import search
-from lead_ray.config import Config, IndexConfig
 
 
 def run_indexing(

@@ -53,10 +53,13 @@ def resolve_address(address: str | None) -> str:
     if not address:
         env = os.environ.get("RAY_ADDRESS", "")
         address = os.environ.get("RAY_API_SERVER_ADDRESS") or (
-            env if env.startswith(("http://", "https://")) else DEFAULT_ADDRESS)
+            env if env.startswith(("http://", "https://")) else DEFAULT_ADDRESS
+        )
     if address.startswith("ray://") or address == "auto":
-        raise JobsError(f"{address}: the Jobs API needs the dashboard address, "
-                        "e.g. http://127.0.0.1:8265 (port-forward the head's port 8265)")
+        raise JobsError(
+            f"{address}: the Jobs API needs the dashboard address, "
+            "e.g. http://127.0.0.1:8265 (port-forward the head's port 8265)"
+        )
     if "://" not in address:
         address = f"http://{address}"
     parts = urlsplit(address)
@@ -65,7 +68,9 @@ def resolve_address(address: str | None) -> str:
     return address.rstrip("/")
 
 
-def find_token(env: dict[str, str] | None = None, home: Path | None = None) -> tuple[str | None, str]:
+def find_token(
+    env: dict[str, str] | None = None, home: Path | None = None
+) -> tuple[str | None, str]:
     """The auth token and where it came from, in Ray's order of precedence.
 
     Returns:
@@ -74,8 +79,11 @@ def find_token(env: dict[str, str] | None = None, home: Path | None = None) -> t
     env = os.environ if env is None else env
     if env.get("RAY_AUTH_TOKEN", "").strip():
         return env["RAY_AUTH_TOKEN"].strip(), "RAY_AUTH_TOKEN"
-    path = Path(env["RAY_AUTH_TOKEN_PATH"]) if env.get("RAY_AUTH_TOKEN_PATH") else (
-        (home or Path.home()) / ".ray" / "auth_token")
+    path = (
+        Path(env["RAY_AUTH_TOKEN_PATH"])
+        if env.get("RAY_AUTH_TOKEN_PATH")
+        else ((home or Path.home()) / ".ray" / "auth_token")
+    )
     if path.is_file() and path.read_text(encoding="utf-8").strip():
         return path.read_text(encoding="utf-8").strip(), str(path)
     return None, f"RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or {path}"
@@ -89,8 +97,10 @@ def probe(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((parts.hostname, port), timeout=timeout).close()
     except OSError as err:
-        raise JobsError(f"cannot reach a Ray cluster at {address} ({err.strerror or err}); is "
-                        "the head up and its port forwarded (see cluster/README.md)?") from None
+        raise JobsError(
+            f"cannot reach a Ray cluster at {address} ({err.strerror or err}); is "
+            "the head up and its port forwarded (see cluster/README.md)?"
+        ) from None
 
 
 def connect(address: str | None = None, token: str | None = None):
@@ -114,9 +124,13 @@ def connect(address: str | None = None, token: str | None = None):
     except AuthenticationError as err:
         detail = err.message.splitlines()[0]
         if token is None:
-            raise JobsError(f"the cluster at {url} requires a token and none was found "
-                            f"(looked in {source}): {detail}") from None
-        raise JobsError(f"the cluster at {url} refused the token (from {source}): {detail}") from None
+            raise JobsError(
+                f"the cluster at {url} requires a token and none was found "
+                f"(looked in {source}): {detail}"
+            ) from None
+        raise JobsError(
+            f"the cluster at {url} refused the token (from {source}): {detail}"
+        ) from None
     except ConnectionError as err:
         raise JobsError(f"cannot reach a Ray cluster at {url}: {err}") from None
     except RuntimeError as err:
@@ -149,8 +163,13 @@ def absolutize_paths(data: Any, base: Path) -> list[str]:
             name = f"{prefix}{key}"
             if isinstance(value, (dict, list)):
                 walk(value, name + ".")
-            elif (isinstance(value, str) and value and not is_uri(value)
-                  and not Path(value).is_absolute() and (base / value).exists()):
+            elif (
+                isinstance(value, str)
+                and value
+                and not is_uri(value)
+                and not Path(value).is_absolute()
+                and (base / value).exists()
+            ):
                 node[key] = str((base / value).resolve())
                 changed.append(name)
 
@@ -170,7 +189,9 @@ def entrypoint(verb: str, out: str | None, *, config_file: str | None = "config.
     if verb not in VERBS:
         raise JobsError(f"unknown verb {verb!r}; choose one of {', '.join(VERBS)}")
     if verb == "doctor":
-        return " ".join(["lead", "doctor", *([config_file] if config_file else []), "--address", "auto"])
+        return " ".join(
+            ["lead", "doctor", *([config_file] if config_file else []), "--address", "auto"]
+        )
     if not out:
         raise JobsError(f"`{verb}` needs --out (a local path on the cluster, or s3:// / gs://)")
     if is_uri(out):
@@ -178,8 +199,13 @@ def entrypoint(verb: str, out: str | None, *, config_file: str | None = "config.
     return f"lead {verb} {config_file} --out {shlex.quote(out)}"
 
 
-def runtime_env(job_dir: str | os.PathLike, *, pip: Iterable[str] = (), wheel: str | None = None,
-                env_vars: dict[str, str] | None = None) -> dict[str, Any]:
+def runtime_env(
+    job_dir: str | os.PathLike,
+    *,
+    pip: Iterable[str] = (),
+    wheel: str | None = None,
+    env_vars: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The job's runtime env: the staged working dir, pip requirements (a shipped wheel is
     installed from the working dir) and environment variables."""
     pip = list(pip)
@@ -213,9 +239,17 @@ def driver_resources(cfg: Config | None, verb: str) -> dict[str, float]:
     return {}
 
 
-def submit(client, cfg: Config | None, verb: str, out: str | None, *, pip: Iterable[str] = (),
-           wheel: str | None = None, env_vars: dict[str, str] | None = None,
-           name: str | None = None) -> str:
+def submit(
+    client,
+    cfg: Config | None,
+    verb: str,
+    out: str | None,
+    *,
+    pip: Iterable[str] = (),
+    wheel: str | None = None,
+    env_vars: dict[str, str] | None = None,
+    name: str | None = None,
+) -> str:
     """Submit `lead <verb>` with `cfg` attached through a `connect()`ed client; returns the job id.
 
     `cfg` may be None only for `doctor` (a check of the cluster without a config).
@@ -225,11 +259,19 @@ def submit(client, cfg: Config | None, verb: str, out: str | None, *, pip: Itera
     command = entrypoint(verb, out, config_file="config.yaml" if cfg is not None else None)
     with tempfile.TemporaryDirectory(prefix="lead-job-") as tmp:
         stage_job_dir(cfg, tmp, wheel)
-        metadata = {"lead_verb": verb, "lead_config": cfg.name if cfg else "", "lead_out": out or ""}
+        metadata = {
+            "lead_verb": verb,
+            "lead_config": cfg.name if cfg else "",
+            "lead_out": out or "",
+        }
         submission_id = f"{name}-{uuid.uuid4().hex[:8]}" if name else None
-        return client.submit_job(entrypoint=command, submission_id=submission_id,
-                                 runtime_env=runtime_env(tmp, pip=pip, wheel=wheel, env_vars=env_vars),
-                                 metadata=metadata, **driver_resources(cfg, verb))
+        return client.submit_job(
+            entrypoint=command,
+            submission_id=submission_id,
+            runtime_env=runtime_env(tmp, pip=pip, wheel=wheel, env_vars=env_vars),
+            metadata=metadata,
+            **driver_resources(cfg, verb),
+        )
 
 
 # ----------------------------------------------------------------------------- watching
@@ -252,10 +294,16 @@ def list_jobs(client) -> list[dict[str, Any]]:
     """Every job the cluster knows, newest first, as plain dicts."""
     rows = []
     for job in client.list_jobs():
-        rows.append({"id": job.submission_id or job.job_id, "status": str(job.status),
-                     "verb": (job.metadata or {}).get("lead_verb", ""),
-                     "start": job.start_time or 0, "entrypoint": job.entrypoint,
-                     "message": job.message or ""})
+        rows.append(
+            {
+                "id": job.submission_id or job.job_id,
+                "status": str(job.status),
+                "verb": (job.metadata or {}).get("lead_verb", ""),
+                "start": job.start_time or 0,
+                "entrypoint": job.entrypoint,
+                "message": job.message or "",
+            }
+        )
     return sorted(rows, key=lambda r: -r["start"])
 
 
@@ -284,8 +332,14 @@ def follow(client, job_id: str, echo: Callable[[str], None]) -> str:
 # ----------------------------------------------------------------------------- on the cluster
 
 
-def run_mirrored(verb: str, config: str | os.PathLike, out: str, overrides: Iterable[str] = (),
-                 *, sync_every: float = 60.0) -> int:
+def run_mirrored(
+    verb: str,
+    config: str | os.PathLike,
+    out: str,
+    overrides: Iterable[str] = (),
+    *,
+    sync_every: float = 60.0,
+) -> int:
     """Run `lead <verb> CONFIG --out LOCAL` with LOCAL a mirror of `out` (a URI or a path).
 
     The mirror starts as a copy of what `out` holds, so a rerun resumes; while the verb runs,
@@ -297,8 +351,16 @@ def run_mirrored(verb: str, config: str | os.PathLike, out: str, overrides: Iter
     """
     sets = [arg for item in overrides for arg in ("--set", item)]
     with mirrored(out) as mirror:
-        cmd = [sys.executable, "-c", "from lead_ray.cli.main import main; main()",
-               verb, str(config), "--out", str(mirror.path), *sets]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from lead_ray.cli.main import main; main()",
+            verb,
+            str(config),
+            "--out",
+            str(mirror.path),
+            *sets,
+        ]
         proc = subprocess.Popen(cmd)
         # on SIGTERM: pass it on and stay alive for the final push
         previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())

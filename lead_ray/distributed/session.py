@@ -17,8 +17,13 @@ def start_ray(cfg: Config) -> bool:
     if ray.is_initialized():
         return False
     local = cfg.ray.address is None
-    ray.init(address=cfg.ray.address, num_cpus=cfg.ray.num_cpus if local else None,
-             include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(
+        address=cfg.ray.address,
+        num_cpus=cfg.ray.num_cpus if local else None,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
     return True
 
 
@@ -30,5 +35,7 @@ def require_local_resources(cfg: Config, kind: str, need: float, what: str) -> N
         return  # an autoscaling cluster may add nodes
     have = ray.cluster_resources().get(kind, 0)
     if need > have:
-        raise ConfigError(f"{what} need {need:g} {kind}s; this Ray has {have:g} "
-                          "(set ray.num_cpus, or ask for less)")
+        raise ConfigError(
+            f"{what} need {need:g} {kind}s; this Ray has {have:g} "
+            "(set ray.num_cpus, or ask for less)"
+        )

@@ -19,8 +19,13 @@ def encode(run: Run, target: Target) -> dict:
     from lead_ray.distributed.encode import run_encoding
 
     system = run.system(target.system)
-    return run_encoding(run.cfg, system.folder, run.store.folder, run.layout.embeddings(system.key),
-                        progress=run.progress)
+    return run_encoding(
+        run.cfg,
+        system.folder,
+        run.store.folder,
+        run.layout.embeddings(system.key),
+        progress=run.progress,
+    )
 
 
 def index(run: Run, target: Target) -> dict:

@@ -3,10 +3,11 @@
 The driver (`run_training`) checks the config, builds the corpus store once, starts a
 `TorchTrainer` (one worker per `train.workers`, CPU or GPU) and finally copies the consolidated
 student out of the last checkpoint. Each worker (`train_loop_per_worker`) rebuilds the run
-(config and run folder) from plain data, builds teacher and student from the core, wraps them with DDP or DeepSpeed ZeRO
-(lead_ray/distributed/engine.py), takes its deterministic slice of every global batch
-(`TrainingData.batch(step, B, rank, world)`: the same data order on every rank and across a
-resume), gathers in-batch candidates across workers, and reports metrics and checkpoints.
+(config and run folder) from plain data, builds teacher and student from the core, wraps them
+with DDP or DeepSpeed ZeRO (lead_ray/distributed/engine.py), takes its deterministic slice of
+every global batch (`TrainingData.batch(step, B, rank, world)`: the same data order on every
+rank and across a resume), gathers in-batch candidates across workers, and reports metrics
+and checkpoints.
 
 The train folder (`RunLayout.train`) has the local loop's layout:
   train/config.yaml  metrics.jsonl  student/ [teacher/]  manifest.json (written last)
@@ -39,7 +40,13 @@ from lead_ray.distributed.engine import read_deepspeed_json, wrap_model
 from lead_ray.distributed.gather import agree, all_gather_with_grad, reduce_metrics
 from lead_ray.distributed.metrics import follow_metrics, metrics_writer
 from lead_ray.stages.run import Run
-from lead_ray.storage import atomic_dir, fingerprint_folder, is_uri, remove_stale_temps, write_manifest
+from lead_ray.storage import (
+    atomic_dir,
+    fingerprint_folder,
+    is_uri,
+    remove_stale_temps,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +124,9 @@ def _require_workers(cfg: Config) -> None:
     from lead_ray.distributed.session import require_local_resources
 
     kind = "GPU" if cfg.train.use_gpu else "CPU"
-    require_local_resources(cfg, kind, cfg.train.workers,
-                            f"train.workers={cfg.train.workers} (one {kind} each)")
+    require_local_resources(
+        cfg, kind, cfg.train.workers, f"train.workers={cfg.train.workers} (one {kind} each)"
+    )
 
 
 def _trainer(run: Run, out: Path, fp: str, ds_json: dict):
@@ -192,8 +200,9 @@ class _Worker:
         _quiet(self.device)
         self.data = run.training_data()
         gather = all_gather_with_grad if self.world > 1 else no_gather
-        self.model = model = build_lead_model(cfg, gather=gather, rank=self.rank, world=self.world,
-                                              teacher_cache=run.teacher_cache())
+        self.model = model = build_lead_model(
+            cfg, gather=gather, rank=self.rank, world=self.world, teacher_cache=run.teacher_cache()
+        )
         self.stage = stage = cfg.train.deepspeed.stage
         self.shells = {}  # rank 0's export targets, copied before DeepSpeed converts the weights
         if self.rank == 0:

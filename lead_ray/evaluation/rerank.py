@@ -16,8 +16,14 @@ Run = dict[str, list[tuple[str, float]]]
 
 
 @torch.inference_mode()
-def rerank(model: Retriever, run: Run, queries: dict[str, str], store: CorpusStore, depth: int,
-           title: bool = True) -> Run:
+def rerank(
+    model: Retriever,
+    run: Run,
+    queries: dict[str, str],
+    store: CorpusStore,
+    depth: int,
+    title: bool = True,
+) -> Run:
     """Re-score each query's top-`depth` documents with `model`; best first. Documents of the run
     that the corpus lacks are an error (the run belongs to another corpus)."""
     out = {}
@@ -31,4 +37,3 @@ def rerank(model: Retriever, run: Run, queries: dict[str, str], store: CorpusSto
         order = torch.argsort(scores.float(), descending=True).tolist()
         out[qid] = [(doc_ids[i], float(scores[i])) for i in order]
     return out
-

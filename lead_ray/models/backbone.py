@@ -10,7 +10,6 @@ random weights (tests, tiny configs). Nothing is downloaded.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import torch
@@ -66,7 +65,9 @@ class Backbone(nn.Module):
     def max_positions(self) -> int:
         return self.model.config.max_position_embeddings
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         # input_ids, attention_mask: [B, T]  ->  num_layers x [B, T, H]
         out = self.model(
             input_ids=input_ids,
@@ -109,7 +110,11 @@ def load_backbone(path: str) -> Backbone:
     _quiet_transformers()
     folder = resolve_model_path(path)
     config = AutoConfig.from_pretrained(folder)
-    kwargs = {"add_pooling_layer": False} if config.model_type in ("bert", "roberta", "xlm-roberta", "ernie") else {}
+    kwargs = (
+        {"add_pooling_layer": False}
+        if config.model_type in ("bert", "roberta", "xlm-roberta", "ernie")
+        else {}
+    )
     model = AutoModel.from_pretrained(folder, **kwargs)
     return Backbone(model)
 

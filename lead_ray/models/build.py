@@ -32,7 +32,9 @@ def build_teacher(cfg: TeacherConfig) -> Retriever:
     src = cfg.source
     tok_override = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
     if src.init_from is not None:
-        raise ConfigError("teacher.model.init_from: only a student can be initialised from the teacher")
+        raise ConfigError(
+            "teacher.model.init_from: only a student can be initialised from the teacher"
+        )
     backbone, tok = make_backbone(src, tokenizer=tok_override)
     folder = resolve_model_path(src.path) if src.path else None
     return model_class(cfg.kind).from_config(cfg, backbone, tok, folder)
@@ -52,8 +54,9 @@ def build_student(cfg: StudentConfig, teacher: Retriever) -> DualEncoder:
         backbone, tok = make_backbone(src, tokenizer=tok_override)
         folder = resolve_model_path(src.path) if src.path else None
         return DualEncoder.from_config(cfg, backbone, tok, folder)
-    backbone, tok = make_backbone(src, teacher=_teacher_backbone(teacher),
-                                  tokenizer=tok_override or teacher.tokenizer)
+    backbone, tok = make_backbone(
+        src, teacher=_teacher_backbone(teacher), tokenizer=tok_override or teacher.tokenizer
+    )
     # a dual-encoder teacher's pooling carries over; other kinds have none to inherit
     is_de = isinstance(teacher, DualEncoder)
     pooling = cfg.pooling if cfg.pooling != "auto" else (teacher.pooling if is_de else "cls")
@@ -65,8 +68,12 @@ def build_student(cfg: StudentConfig, teacher: Retriever) -> DualEncoder:
 def save_model(model: Retriever, folder: str | Path) -> None:
     """Write `model` into an existing empty folder (callers wrap this in storage.atomic_dir)."""
     folder = Path(folder)
-    meta = {"kind": model.kind, "max_query_length": model.max_query_length,
-            "max_doc_length": model.max_doc_length, **model.save(folder)}
+    meta = {
+        "kind": model.kind,
+        "max_query_length": model.max_query_length,
+        "max_doc_length": model.max_doc_length,
+        **model.save(folder),
+    }
     model.tokenizer.save_pretrained(folder)
     (folder / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -85,10 +92,18 @@ def load_model(folder: str, kind: str | None = None) -> Retriever:
     meta = read_meta(folder) or {}
     kind = kind or meta.get("kind", "dual_encoder")
     lengths = {k: meta[k] for k in ("max_query_length", "max_doc_length") if k in meta}
-    cfg = TeacherConfig(kind=kind, model=folder, colbert=ColBERTOptions(**meta.get("colbert", {})),
-                        **lengths)
+    cfg = TeacherConfig(
+        kind=kind, model=folder, colbert=ColBERTOptions(**meta.get("colbert", {})), **lengths
+    )
     return build_teacher(cfg)
 
 
-__all__ = ["build_student", "build_teacher", "export_model", "load_model", "read_meta", "resolve_pooling",
-           "save_model"]
+__all__ = [
+    "build_student",
+    "build_teacher",
+    "export_model",
+    "load_model",
+    "read_meta",
+    "resolve_pooling",
+    "save_model",
+]

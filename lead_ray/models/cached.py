@@ -25,8 +25,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lead_ray.config import ConfigError, TeacherConfig
-from lead_ray.models.dual_encoder import DualEncoder
 from lead_ray.models.base import Encoded
+from lead_ray.models.dual_encoder import DualEncoder
 from lead_ray.storage import atomic_dir, read_manifest
 
 FEATURES, TEXTS = "features.safetensors", "texts.json"
@@ -40,15 +40,24 @@ def teacher_signature(cfg: TeacherConfig) -> dict:
 
     src = cfg.source
     if src.path is None:
-        raise ConfigError("teacher.cache: the teacher must be loaded from a folder (teacher.model: PATH)")
-    return {"model": fingerprint_folder(resolve_model_path(src.path)), "layers": src.layers,
-            "tokenizer": cfg.tokenizer, "pooling": cfg.pooling, "normalize": cfg.normalize,
-            "max_query_length": cfg.max_query_length, "max_doc_length": cfg.max_doc_length}
+        raise ConfigError(
+            "teacher.cache: the teacher must be loaded from a folder (teacher.model: PATH)"
+        )
+    return {
+        "model": fingerprint_folder(resolve_model_path(src.path)),
+        "layers": src.layers,
+        "tokenizer": cfg.tokenizer,
+        "pooling": cfg.pooling,
+        "normalize": cfg.normalize,
+        "max_query_length": cfg.max_query_length,
+        "max_doc_length": cfg.max_doc_length,
+    }
 
 
 @torch.inference_mode()
-def _encode_all(teacher: DualEncoder, texts: Sequence[str], side: str, batch_size: int
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def _encode_all(
+    teacher: DualEncoder, texts: Sequence[str], side: str, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """final [N, D] and every block's pooled state [L, N, H], in input order."""
     layers = list(range(teacher.num_layers))
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths together
@@ -65,8 +74,13 @@ def _encode_all(teacher: DualEncoder, texts: Sequence[str], side: str, batch_siz
     return final, layers_out
 
 
-def build_feature_cache(cfg: TeacherConfig, queries: Sequence[str], passages: Sequence[str],
-                        folder: str | Path, batch_size: int = 64) -> Path:
+def build_feature_cache(
+    cfg: TeacherConfig,
+    queries: Sequence[str],
+    passages: Sequence[str],
+    folder: str | Path,
+    batch_size: int = 64,
+) -> Path:
     """Encode every query and passage text with the teacher `cfg` names, at every block.
 
     Skipped when `folder` already holds a complete cache of the same teacher and texts.
@@ -78,20 +92,37 @@ def build_feature_cache(cfg: TeacherConfig, queries: Sequence[str], passages: Se
     queries, passages = list(dict.fromkeys(queries)), list(dict.fromkeys(passages))
     signature = teacher_signature(cfg)
     old = read_manifest(folder)
-    if old and old.get("complete") and old.get("teacher") == signature and _same_texts(folder, queries, passages):
+    if (
+        old
+        and old.get("complete")
+        and old.get("teacher") == signature
+        and _same_texts(folder, queries, passages)
+    ):
         return folder
     teacher = build_teacher(cfg)
     if not isinstance(teacher, DualEncoder):
-        raise ConfigError(f"teacher.cache: only a dual_encoder teacher can be cached (got {teacher.kind})")
+        raise ConfigError(
+            f"teacher.cache: only a dual_encoder teacher can be cached (got {teacher.kind})"
+        )
     teacher.eval()
     q_final, q_layers = _encode_all(teacher, queries, "query", batch_size)
     p_final, p_layers = _encode_all(teacher, passages, "passage", batch_size)
     with atomic_dir(folder) as tmp:
-        save_file({"q_final": q_final, "q_layers": q_layers, "p_final": p_final, "p_layers": p_layers},
-                  str(tmp / FEATURES))
-        (tmp / TEXTS).write_text(json.dumps({"queries": queries, "passages": passages}), encoding="utf-8")
-        manifest = {"kind": KIND, "complete": True, "teacher": signature,
-                    "queries": len(queries), "passages": len(passages), "layers": teacher.num_layers}
+        save_file(
+            {"q_final": q_final, "q_layers": q_layers, "p_final": p_final, "p_layers": p_layers},
+            str(tmp / FEATURES),
+        )
+        (tmp / TEXTS).write_text(
+            json.dumps({"queries": queries, "passages": passages}), encoding="utf-8"
+        )
+        manifest = {
+            "kind": KIND,
+            "complete": True,
+            "teacher": signature,
+            "queries": len(queries),
+            "passages": len(passages),
+            "layers": teacher.num_layers,
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return folder
 
@@ -105,9 +136,15 @@ class CachedDualEncoder(DualEncoder):
     """A frozen `DualEncoder` whose `encode` looks its vectors up in a feature cache."""
 
     def __init__(self, live: DualEncoder, folder: str | Path):
-        super().__init__(live.query_backbone, live.tokenizer, passage_backbone=live.passage_backbone,
-                         pooling=live.pooling, normalize=live.normalize,
-                         max_query_length=live.max_query_length, max_doc_length=live.max_doc_length)
+        super().__init__(
+            live.query_backbone,
+            live.tokenizer,
+            passage_backbone=live.passage_backbone,
+            pooling=live.pooling,
+            normalize=live.normalize,
+            max_query_length=live.max_query_length,
+            max_doc_length=live.max_doc_length,
+        )
         # not frozen here: a student copies these blocks (init_from: teacher) with their flags;
         # LeadModel freezes the teacher after the student is built
         folder = Path(folder)
@@ -116,25 +153,33 @@ class CachedDualEncoder(DualEncoder):
         # plain attributes, not buffers: checkpoints and exports stay the size of the model
         self._final = {"query": tensors["q_final"], "passage": tensors["p_final"]}
         self._layers = {"query": tensors["q_layers"], "passage": tensors["p_layers"]}
-        self._rows = {"query": {t: i for i, t in enumerate(texts["queries"])},
-                      "passage": {t: i for i, t in enumerate(texts["passages"])}}
+        self._rows = {
+            "query": {t: i for i, t in enumerate(texts["queries"])},
+            "passage": {t: i for i, t in enumerate(texts["passages"])},
+        }
         self.folder = folder
         if self._layers["query"].shape[0] != self.num_layers:
-            raise ConfigError(f"{folder}: cache has {self._layers['query'].shape[0]} layers, "
-                              f"the teacher {self.num_layers}")
+            raise ConfigError(
+                f"{folder}: cache has {self._layers['query'].shape[0]} layers, "
+                f"the teacher {self.num_layers}"
+            )
 
     def _lookup(self, texts: list[str], side: str) -> torch.Tensor:
         rows = self._rows[side]
         missing = [t for t in texts if t not in rows]
         if missing:
-            raise ValueError(f"{self.folder}: {len(missing)} {side} text(s) not in the teacher cache, "
-                             f"e.g. {missing[0][:80]!r} (rebuild the cache over the training texts)")
+            raise ValueError(
+                f"{self.folder}: {len(missing)} {side} text(s) not in the teacher cache, "
+                f"e.g. {missing[0][:80]!r} (rebuild the cache over the training texts)"
+            )
         return torch.tensor([rows[t] for t in texts])
 
     def encode(self, texts: Sequence[str], side: str, layers: Sequence[int] = ()) -> Encoded:
         idx = self._lookup(list(texts), side)
         final = self._final[side][idx].to(self.device)  # [B, D]
-        layer_vecs = self._layers[side][:, idx][list(layers)].to(self.device) if layers else None  # [L, B, H]
+        layer_vecs = (
+            self._layers[side][:, idx][list(layers)].to(self.device) if layers else None
+        )  # [L, B, H]
         return Encoded(final=final, layers=layer_vecs)
 
 
@@ -145,10 +190,14 @@ def load_cached_teacher(cfg: TeacherConfig, folder: str | Path) -> CachedDualEnc
     folder = Path(folder)
     manifest = read_manifest(folder)
     if not (manifest and manifest.get("complete") and manifest.get("kind") == KIND):
-        raise ConfigError(f"teacher.cache: {folder} is not a complete teacher feature cache "
-                          "(build it with `lead cache-teacher CONFIG --out DIR`)")
+        raise ConfigError(
+            f"teacher.cache: {folder} is not a complete teacher feature cache "
+            "(build it with `lead cache-teacher CONFIG --out DIR`)"
+        )
     if manifest.get("teacher") != teacher_signature(cfg):
-        raise ConfigError(f"teacher.cache: {folder} was built for another teacher or other settings "
-                          f"({manifest.get('teacher')}); rebuild it")
+        raise ConfigError(
+            f"teacher.cache: {folder} was built for another teacher or other settings "
+            f"({manifest.get('teacher')}); rebuild it"
+        )
     live = build_teacher(cfg)
     return CachedDualEncoder(live, folder)

@@ -10,14 +10,12 @@ scores of raw states are much larger than the cosine final score; `normalize_lay
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from pathlib import Path
-
 from safetensors.torch import save_file
+from torch import nn
 
 from lead_ray.config import ColBERTOptions, TeacherConfig
 from lead_ray.models.backbone import Backbone, load_head
@@ -48,14 +46,25 @@ class ColBERT(BiEncoder):
         self.max_query_length = max_query_length
         self.max_doc_length = max_doc_length
         self.pad_to_max = False
-        self.proj = nn.Linear(backbone.hidden_size, options.dim, bias=False) if options.dim else None
+        self.proj = (
+            nn.Linear(backbone.hidden_size, options.dim, bias=False) if options.dim else None
+        )
         vocab = tokenizer.get_vocab()
-        self._markers = (vocab.get(QUERY_MARKER), vocab.get(DOC_MARKER)) if options.markers else (None, None)
+        self._markers = (
+            (vocab.get(QUERY_MARKER), vocab.get(DOC_MARKER)) if options.markers else (None, None)
+        )
 
     @classmethod
-    def from_config(cls, cfg: TeacherConfig, backbone: Backbone, tokenizer, folder: str | None) -> ColBERT:
-        model = cls(backbone, tokenizer, cfg.colbert, max_query_length=cfg.max_query_length,
-                    max_doc_length=cfg.max_doc_length)
+    def from_config(
+        cls, cfg: TeacherConfig, backbone: Backbone, tokenizer, folder: str | None
+    ) -> ColBERT:
+        model = cls(
+            backbone,
+            tokenizer,
+            cfg.colbert,
+            max_query_length=cfg.max_query_length,
+            max_doc_length=cfg.max_doc_length,
+        )
         load_head(model.proj, folder, PROJECTION)
         return model
 
@@ -66,7 +75,10 @@ class ColBERT(BiEncoder):
     def save(self, folder: Path) -> dict:
         self.backbone.model.save_pretrained(folder, safe_serialization=True)
         if self.proj is not None:
-            save_file({k: v.contiguous() for k, v in self.proj.state_dict().items()}, str(folder / PROJECTION))
+            save_file(
+                {k: v.contiguous() for k, v in self.proj.state_dict().items()},
+                str(folder / PROJECTION),
+            )
         return {"colbert": self.options.model_dump()}
 
     def _tokens(self, texts: list[str], side: str) -> dict[str, torch.Tensor]:

@@ -7,7 +7,6 @@ length (max_query_length + max_doc_length, capped by its position embeddings).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -25,7 +24,14 @@ class CrossEncoder(Retriever):
     kind = "cross_encoder"
     all_pairs = False  # each pair is read together: only a query's own candidates are scored
 
-    def __init__(self, backbone: Backbone, tokenizer, *, max_query_length: int = 32, max_doc_length: int = 128):
+    def __init__(
+        self,
+        backbone: Backbone,
+        tokenizer,
+        *,
+        max_query_length: int = 32,
+        max_doc_length: int = 128,
+    ):
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
@@ -34,10 +40,15 @@ class CrossEncoder(Retriever):
         self.head = nn.Linear(backbone.hidden_size, 1)
 
     @classmethod
-    def from_config(cls, cfg: TeacherConfig, backbone: Backbone, tokenizer,
-                    folder: str | None) -> CrossEncoder:
-        model = cls(backbone, tokenizer, max_query_length=cfg.max_query_length,
-                    max_doc_length=cfg.max_doc_length)
+    def from_config(
+        cls, cfg: TeacherConfig, backbone: Backbone, tokenizer, folder: str | None
+    ) -> CrossEncoder:
+        model = cls(
+            backbone,
+            tokenizer,
+            max_query_length=cfg.max_query_length,
+            max_doc_length=cfg.max_doc_length,
+        )
         load_head(model.head, folder, HEAD)
         return model
 
@@ -47,7 +58,9 @@ class CrossEncoder(Retriever):
 
     def save(self, folder: Path) -> dict:
         self.backbone.model.save_pretrained(folder, safe_serialization=True)
-        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD))
+        save_file(
+            {k: v.contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD)
+        )
         return {}
 
     @property
@@ -67,11 +80,15 @@ class CrossEncoder(Retriever):
         enc = self.tokenizer(queries, add_special_tokens=False, return_offsets_mapping=True)
         cut = [
             q if len(offsets) <= q_max else q[: offsets[q_max - 1][1]]
-            for q, offsets in zip(queries, enc["offset_mapping"])
+            for q, offsets in zip(queries, enc["offset_mapping"], strict=True)
         ]
         batch = self.tokenizer(
-            cut, passages, padding="longest", truncation="only_second",
-            max_length=self.max_length, return_tensors="pt",
+            cut,
+            passages,
+            padding="longest",
+            truncation="only_second",
+            max_length=self.max_length,
+            return_tensors="pt",
         )
         return {k: batch[k].to(self.device) for k in ("input_ids", "attention_mask")}
 

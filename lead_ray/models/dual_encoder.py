@@ -50,8 +50,9 @@ class DualEncoder(BiEncoder):
         self.pad_to_max = False  # set by the trainer when token tensors are gathered
 
     @classmethod
-    def from_config(cls, cfg: EncoderConfig, backbone: Backbone, tokenizer,
-                    folder: str | None) -> DualEncoder:
+    def from_config(
+        cls, cfg: EncoderConfig, backbone: Backbone, tokenizer, folder: str | None
+    ) -> DualEncoder:
         """Pooling and normalisation as `cfg` says, else as the folder declares; the query tower
         from `folder/query` when the folder has one, a copy when `shared_towers` is off."""
         pooling, normalize = resolve_pooling(cfg, folder)
@@ -62,8 +63,14 @@ class DualEncoder(BiEncoder):
             query_tower = Backbone(copy.deepcopy(backbone.model))
         lengths = {"max_query_length": cfg.max_query_length, "max_doc_length": cfg.max_doc_length}
         if query_tower is not None:  # separate towers: the root folder is the passage tower
-            return cls(query_tower, tokenizer, passage_backbone=backbone, pooling=pooling,
-                       normalize=normalize, **lengths)
+            return cls(
+                query_tower,
+                tokenizer,
+                passage_backbone=backbone,
+                pooling=pooling,
+                normalize=normalize,
+                **lengths,
+            )
         return cls(backbone, tokenizer, pooling=pooling, normalize=normalize, **lengths)
 
     @property
@@ -80,7 +87,11 @@ class DualEncoder(BiEncoder):
     def encode(self, texts: Sequence[str], side: str, layers: Sequence[int] = ()) -> Encoded:
         """Encode texts of one side ("query" or "passage"); `layers` are block indices."""
         is_query = side == "query"
-        backbone = self.query_backbone if is_query or self.passage_backbone is None else self.passage_backbone
+        backbone = (
+            self.query_backbone
+            if is_query or self.passage_backbone is None
+            else self.passage_backbone
+        )
         max_len = self.max_query_length if is_query else self.max_doc_length
         tok = tokenize(self.tokenizer, list(texts), max_len, self.pad_to_max, self.device)
         states = backbone(tok["input_ids"], tok["attention_mask"])  # n_layers x [B, T, H]
@@ -109,13 +120,18 @@ class DualEncoder(BiEncoder):
 
     def save(self, folder: Path) -> dict:
         """Weights (both towers when separate) and the sentence-transformers files."""
-        (self.passage_backbone or self.query_backbone).model.save_pretrained(folder, safe_serialization=True)
+        (self.passage_backbone or self.query_backbone).model.save_pretrained(
+            folder, safe_serialization=True
+        )
         if self.passage_backbone is not None:
             self.query_backbone.model.save_pretrained(folder / QUERY_TOWER, safe_serialization=True)
             self.tokenizer.save_pretrained(folder / QUERY_TOWER)
         _save_sentence_transformers(folder, self)
-        return {"pooling": self.pooling, "normalize": self.normalize,
-                "shared_towers": self.passage_backbone is None}
+        return {
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "shared_towers": self.passage_backbone is None,
+        }
 
 
 def resolve_pooling(cfg: EncoderConfig, folder: str | None) -> tuple[str, bool]:
@@ -155,17 +171,34 @@ def sentence_transformers_pooling(folder: str) -> tuple[str | None, bool | None]
 def _save_sentence_transformers(folder: Path, model: DualEncoder) -> None:
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
     ]
     if model.normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
-                        "type": "sentence_transformers.models.Normalize"})
+        modules.append(
+            {
+                "idx": 2,
+                "name": "2",
+                "path": "2_Normalize",
+                "type": "sentence_transformers.models.Normalize",
+            }
+        )
         (folder / "2_Normalize").mkdir(exist_ok=True)
     (folder / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
     (folder / "1_Pooling").mkdir(exist_ok=True)
-    pool = {"word_embedding_dimension": model.dim, "pooling_mode_cls_token": model.pooling == "cls",
-            "pooling_mode_mean_tokens": model.pooling == "mean", "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False}
+    pool = {
+        "word_embedding_dimension": model.dim,
+        "pooling_mode_cls_token": model.pooling == "cls",
+        "pooling_mode_mean_tokens": model.pooling == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(pool, indent=2), encoding="utf-8")
     st_cfg = {"max_seq_length": model.max_doc_length, "do_lower_case": False}
-    (folder / "sentence_bert_config.json").write_text(json.dumps(st_cfg, indent=2), encoding="utf-8")
+    (folder / "sentence_bert_config.json").write_text(
+        json.dumps(st_cfg, indent=2), encoding="utf-8"
+    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int, pad_to_max: bool, device) -> dict[str, torch.Tensor]:
+def tokenize(
+    tokenizer, texts: list[str], max_length: int, pad_to_max: bool, device
+) -> dict[str, torch.Tensor]:
     """input_ids / attention_mask [B, T]; T = longest in batch, or max_length when `pad_to_max`
     (equal shapes on every worker, so token states can be gathered)."""
     batch = tokenizer(

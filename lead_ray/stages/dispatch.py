@@ -40,8 +40,14 @@ def runs_on_ray(run: Run, st: Stage, ray: bool | None) -> bool:
     return st.ray is not None and (st.on_ray(run.cfg) if ray is None else ray)
 
 
-def run_stage(run: Run, name: str, system: str | Path | None = None, split: str | None = None,
-              *, ray: bool | None = None) -> dict[str, Any]:
+def run_stage(
+    run: Run,
+    name: str,
+    system: str | Path | None = None,
+    split: str | None = None,
+    *,
+    ray: bool | None = None,
+) -> dict[str, Any]:
     """Run stage `name` for `system` / `split` (where it applies) and return its result.
 
     Args:
@@ -68,8 +74,9 @@ def run_stage(run: Run, name: str, system: str | Path | None = None, split: str 
     if stamp is not None:
         from lead_ray.storage import atomic_write_json
 
-        atomic_write_json(run.layout.stamp(name), {"stage": name, "digest": stamp,
-                                                   "seconds": run.times[name]})
+        atomic_write_json(
+            run.layout.stamp(name), {"stage": name, "digest": stamp, "seconds": run.times[name]}
+        )
     return result
 
 
@@ -112,8 +119,10 @@ def _setting(cfg: dict, key: str) -> Any:
 def stamp_digest(run: Run, st: Stage, target: Target) -> str:
     """A digest of a stamped stage's inputs (content) and settings (config values)."""
     cfg = run.cfg.to_dict()
-    parts = {"inputs": [[str(p), _fingerprint(p)] for p in st.inputs(run, target)],
-             "settings": {k: _setting(cfg, k) for k in st.settings}}
+    parts = {
+        "inputs": [[str(p), _fingerprint(p)] for p in st.inputs(run, target)],
+        "settings": {k: _setting(cfg, k) for k in st.settings},
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 

@@ -64,7 +64,9 @@ class RunLayout:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunLayout:
-        return cls(Path(data["root"]), None if data["corpus_dir"] is None else Path(data["corpus_dir"]))
+        return cls(
+            Path(data["root"]), None if data["corpus_dir"] is None else Path(data["corpus_dir"])
+        )
 
     # ------------------------------------------------------------------ inputs and shared data
 

@@ -29,7 +29,9 @@ class Run:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], progress: bool = False) -> Run:
-        return cls(Config.from_dict(data["cfg"]), RunLayout.from_dict(data["layout"]), progress=progress)
+        return cls(
+            Config.from_dict(data["cfg"]), RunLayout.from_dict(data["layout"]), progress=progress
+        )
 
     # ------------------------------------------------------------------ data
 
@@ -143,5 +145,6 @@ class Run:
         if choice == "student" and not self.layout.trained_model("student").is_dir():
             raise ConfigError(
                 f"encode.model=student: {self.layout.trained_model('student')} does not exist yet "
-                f"(run `lead train --out {self.layout.root}` first), or pass --system FOLDER")
+                f"(run `lead train --out {self.layout.root}` first), or pass --system FOLDER"
+            )
         return choice

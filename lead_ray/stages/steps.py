@@ -52,8 +52,15 @@ def prepare(run: Run, target: Target) -> dict:
         for role, model in zip(INITIAL, (teacher, student), strict=True):
             folder = run.layout.initial_model(role)
             export_model(model, folder)
-            write_manifest(folder, {"kind": "model", "complete": True, "role": role,
-                                    "signature": _initial_signature(run)})
+            write_manifest(
+                folder,
+                {
+                    "kind": "model",
+                    "complete": True,
+                    "role": role,
+                    "signature": _initial_signature(run),
+                },
+            )
     return {"corpus": len(store), "models": [str(run.layout.initial_model(r)) for r in INITIAL]}
 
 
@@ -64,9 +71,16 @@ def mine(run: Run, target: Target) -> dict:
     from lead_ray.distill.mining import mine as mine_negatives
 
     system = run.mining_system()
-    examples = mine_negatives(run.cfg, run.layout.mine, run.store, run.queries,
-                              run.qrels(run.cfg.data.train_split), system.folder,
-                              run.layout.embeddings(system.key), progress=run.progress)
+    examples = mine_negatives(
+        run.cfg,
+        run.layout.mine,
+        run.store,
+        run.queries,
+        run.qrels(run.cfg.data.train_split),
+        system.folder,
+        run.layout.embeddings(system.key),
+        progress=run.progress,
+    )
     return read_manifest(run.layout.mine) | {"file": str(examples)}
 
 
@@ -82,8 +96,13 @@ def train(run: Run, target: Target) -> dict:
 
     if (done := finished_training(run.layout.train, run.cfg)) is not None:
         return done
-    return fit_local(run.cfg, run.layout.train, run.training_data(),
-                     teacher_cache=run.teacher_cache(), progress=run.progress)
+    return fit_local(
+        run.cfg,
+        run.layout.train,
+        run.training_data(),
+        teacher_cache=run.teacher_cache(),
+        progress=run.progress,
+    )
 
 
 # ----------------------------------------------------------------------------- corpus flow
@@ -93,8 +112,13 @@ def encode(run: Run, target: Target) -> dict:
     from lead_ray.corpus.encode import encode_corpus
 
     system = run.system(target.system)
-    return encode_corpus(run.cfg, str(system.folder), run.store, run.layout.embeddings(system.key),
-                         progress=run.progress)
+    return encode_corpus(
+        run.cfg,
+        str(system.folder),
+        run.store,
+        run.layout.embeddings(system.key),
+        progress=run.progress,
+    )
 
 
 def index_plan(run: Run, target: Target):
@@ -109,9 +133,15 @@ def index_plan(run: Run, target: Target):
     cfg = run.cfg
     make_index(cfg.index.factory, emb["dim"], cfg.index.metric)  # ConfigError if faiss rejects it
     try:
-        plan = make_plan(emb["rows"], emb["dim"], dtype=emb["dtype"], factory=cfg.index.factory,
-                         shard_rows=emb.get("shard_rows") or cfg.encode.shard_rows,
-                         train_sample=cfg.index.train_sample, merge=cfg.index.merge)
+        plan = make_plan(
+            emb["rows"],
+            emb["dim"],
+            dtype=emb["dtype"],
+            factory=cfg.index.factory,
+            shard_rows=emb.get("shard_rows") or cfg.encode.shard_rows,
+            train_sample=cfg.index.train_sample,
+            merge=cfg.index.merge,
+        )
     except UnsizedFactory as err:
         log.warning("no size plan: %s", err)
         return None
@@ -125,7 +155,9 @@ def index(run: Run, target: Target) -> dict:
 
     plan = index_plan(run, target)
     key = run.system(target.system).key
-    return build_index(run.layout.embeddings(key), run.layout.index(key), run.cfg.index) | {"plan": plan}
+    return build_index(run.layout.embeddings(key), run.layout.index(key), run.cfg.index) | {
+        "plan": plan
+    }
 
 
 def search(run: Run, target: Target, searcher=None) -> dict:
@@ -140,9 +172,15 @@ def search(run: Run, target: Target, searcher=None) -> dict:
     qids = sorted(q for q in (qrels or run.queries) if q in run.queries)
     model = load_model(str(system.folder))
     model.eval()
-    facts = {"system": system.name, "split": split, "model": str(system.folder),
-             "queries": len(qids), "params": sum(p.numel() for p in model.parameters()),
-             "layers": model.num_layers, "corpus": len(run.store)}
+    facts = {
+        "system": system.name,
+        "split": split,
+        "model": str(system.folder),
+        "queries": len(qids),
+        "params": sum(p.numel() for p in model.parameters()),
+        "layers": model.num_layers,
+        "corpus": len(run.store),
+    }
     if run.is_dual_encoder(system):
         result, facts_ = _index_search(run, system, model, qids, searcher)
     else:
@@ -160,18 +198,31 @@ def _index_search(run: Run, system, model, qids: list[str], searcher) -> tuple[d
     from lead_ray.corpus.ids import IdMap
     from lead_ray.corpus.search import ann_recall, exact_search, read_index_manifest, search_index
 
-    cfg, emb_dir, index_dir = run.cfg, run.layout.embeddings(system.key), run.layout.index(system.key)
+    cfg, emb_dir, index_dir = (
+        run.cfg,
+        run.layout.embeddings(system.key),
+        run.layout.index(system.key),
+    )
     ids = IdMap.for_embeddings(run.store.doc_ids, read_embeddings_manifest(emb_dir))
     manifest = read_index_manifest(index_dir)
     q_emb = encode_queries(model, [run.queries[q] for q in qids], batch_size=cfg.encode.batch_size)
     k, metric = min(cfg.search.k, len(run.store)), manifest["metric"]
     t = time.perf_counter()
-    scores, vectors = (searcher or search_index)(index_dir, q_emb, ids.search_depth(k),
-                                                 nprobe=cfg.index.nprobe, ef_search=cfg.index.ef_search)
+    scores, vectors = (searcher or search_index)(
+        index_dir,
+        q_emb,
+        ids.search_depth(k),
+        nprobe=cfg.index.nprobe,
+        ef_search=cfg.index.ef_search,
+    )
     seconds = time.perf_counter() - t
     scores, rows = ids.documents(scores, vectors, k, metric)  # [Q, k] distinct documents
-    facts = {"k": k, "factory": manifest["factory"],
-             "search_qps": len(qids) / seconds if seconds > 0 else None, "ann_recall": None}
+    facts = {
+        "k": k,
+        "factory": manifest["factory"],
+        "search_qps": len(qids) / seconds if seconds > 0 else None,
+        "ann_recall": None,
+    }
     if cfg.search.exact_check and manifest["factory"].strip() != "Flat":
         exact_s, exact_v = exact_search(emb_dir, q_emb, ids.search_depth(k), metric=metric)
         facts["ann_recall"] = ann_recall(rows, ids.documents(exact_s, exact_v, k, metric)[1], k)
@@ -187,22 +238,27 @@ def _rerank(run: Run, model, qids: list[str], split: str) -> tuple[dict, dict]:
     if not first_file.is_file():
         from lead_ray.config import ConfigError
 
-        raise ConfigError(f"search.first_stage={cfg.first_stage!r}: no run {first_file} to re-rank "
-                          f"(search that system first)")
+        raise ConfigError(
+            f"search.first_stage={cfg.first_stage!r}: no run {first_file} to re-rank "
+            f"(search that system first)"
+        )
     wanted = set(qids)
     first = {q: r for q, r in read_run(first_file).items() if q in wanted}
     t = time.perf_counter()
     result = rerank(model, first, run.queries, run.store, cfg.rerank_depth, run.cfg.data.title)
     seconds = time.perf_counter() - t
-    return result, {"mode": f"re-ranks {cfg.first_stage} top-{cfg.rerank_depth}",
-                    "rerank_qps": len(result) / seconds if seconds > 0 else None}
+    return result, {
+        "mode": f"re-ranks {cfg.first_stage} top-{cfg.rerank_depth}",
+        "rerank_qps": len(result) / seconds if seconds > 0 else None,
+    }
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
 def evaluate(run: Run, target: Target) -> dict:
-    """Metrics of the system's run on the split, with its speed and sizes: eval/<system>/<split>.json."""
+    """Metrics of the system's run on the split, with its speed and sizes
+    (eval/<system>/<split>.json)."""
     import json
 
     from lead_ray.evaluation.metrics import evaluate as score_run
@@ -210,8 +266,9 @@ def evaluate(run: Run, target: Target) -> dict:
     system, split, layout = run.system(target.system), target.split, run.layout
     summary = json.loads(layout.run_file(system.name, split, "json").read_text(encoding="utf-8"))
     cfg = run.cfg.evaluate
-    metrics = score_run(layout.run_file(system.name, split), run.qrels(split), cfg.metrics,
-                        trec_dl=cfg.trec_dl)["aggregate"]
+    metrics = score_run(
+        layout.run_file(system.name, split), run.qrels(split), cfg.metrics, trec_dl=cfg.trec_dl
+    )["aggregate"]
     result = {**summary, "metrics": metrics, **_corpus_facts(run, system)}
     atomic_write_json(layout.evaluation(system.name, split), result)
     return result
@@ -225,9 +282,12 @@ def _corpus_facts(run: Run, system) -> dict:
         return {}
     encoded = emb.get("last_run") or {}
     folder = run.layout.index(system.key)
-    return {"encode_seconds": encoded.get("seconds"), "passages_per_second": encoded.get("docs_per_s"),
-            "index_seconds": (idx.get("last_run") or {}).get("seconds"),
-            "index_bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())}
+    return {
+        "encode_seconds": encoded.get("seconds"),
+        "passages_per_second": encoded.get("docs_per_s"),
+        "index_seconds": (idx.get("last_run") or {}).get("seconds"),
+        "index_bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),
+    }
 
 
 def report(run: Run, target: Target) -> dict:
@@ -242,4 +302,3 @@ def report(run: Run, target: Target) -> dict:
         if path.is_file():
             results[name] = json.loads(path.read_text(encoding="utf-8"))
     return write_run_card(run, results)
-
