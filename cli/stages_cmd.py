@@ -36,46 +36,45 @@ RayOpt = Annotated[
 ]
 
 
+# What each verb prints when it is done; `folder` is the stage's first output (stages/graph.py).
+DONE = {
+    "prepare": "corpus: {folder}  ({corpus:,} docs); models: {models_dir}",
+    "mine": "examples: {file}  ({examples} queries)",
+    "cache-teacher": "teacher cache: {folder}  ({queries} queries, {passages} passages, "
+    "{layers} layers)",
+    "train": "student: {folder}/student  ({steps} steps)",
+    "encode": "embeddings: {folder}  ({rows:,} rows, {n_shards} shards, dim {dim}, {dtype}; "
+    "encoded now: {n_encoded} shards{rate})",
+    "index": "index: {folder}  ({factory}, {n_shards} shards)",
+}
+
+
 def _show(name: str, run, result: dict[str, Any], system: str | None, split: str | None) -> None:
     """What a verb prints when it is done."""
-    layout = run.layout
-    if name == "prepare":
-        typer.echo(
-            f"corpus: {layout.corpus}  ({result['corpus']:,} docs); "
-            f"models: {layout.root / 'models'}"
-        )
-    elif name == "mine":
-        typer.echo(f"examples: {result['file']}  ({result['examples']} queries)")
-    elif name == "cache-teacher":
-        typer.echo(
-            f"teacher cache: {layout.teacher_cache}  ({result['queries']} queries, "
-            f"{result['passages']} passages, {result['layers']} layers)"
-        )
-    elif name == "train":
-        typer.echo(f"student: {layout.trained_model('student')}  ({result.get('steps')} steps)")
-    elif name == "encode":
-        last = result.get("last_run") or {}
-        rate = f", {last['docs_per_s']:,.1f} docs/s" if last.get("docs_per_s") else ""
-        typer.echo(
-            f"embeddings: {layout.embeddings(run.system(system).key)}  ({result['rows']:,} "
-            f"rows, {len(result['shards'])} shards, dim {result['dim']}, {result['dtype']}; "
-            f"encoded now: {len(last.get('encoded', []))} shards{rate})"
-        )
-    elif name == "index":
-        from lead_ray.corpus.planner import format_plan
+    from lead_ray.stages.dispatch import target_of
+    from lead_ray.stages.graph import stage
 
-        if result["plan"] is not None:
-            typer.echo(format_plan(result["plan"]), err=True)
-        typer.echo(
-            f"index: {layout.index(run.system(system).key)}  ({result['factory']}, "
-            f"{len(result['shards'])} shards)"
-        )
-    elif name == "search":
-        _show_search(run, result, system, split)
-    elif name == "report":
+    if name == "search":
+        return _show_search(run, result, system, split)
+    if name == "report":
         from lead_ray.cli.pipeline_cmd import headline
 
-        headline(run, result)
+        return headline(run, result)
+    if name == "index" and result["plan"] is not None:
+        from lead_ray.corpus.planner import format_plan
+
+        typer.echo(format_plan(result["plan"]), err=True)
+    st = stage(name)
+    last = result.get("last_run") or {}
+    fields = {
+        **result,
+        "folder": st.outputs(run, target_of(run, st, system, split))[0],
+        "models_dir": run.layout.root / "models",
+        "n_shards": len(result.get("shards", [])),
+        "n_encoded": len(last.get("encoded", [])),
+        "rate": f", {last['docs_per_s']:,.1f} docs/s" if last.get("docs_per_s") else "",
+    }
+    typer.echo(DONE[name].format(**fields))
 
 
 def _show_search(run, summary: dict, system: str, split: str) -> None:

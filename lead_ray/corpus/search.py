@@ -14,7 +14,7 @@ sums can differ from one big index's in the last bit, which may swap two near-ti
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,10 @@ from lead_ray.corpus.embeddings import iter_shards, read_vectors
 from lead_ray.corpus.index import KIND, METRICS
 from lead_ray.data.errors import DataError
 from lead_ray.storage import read_manifest
+
+Results = tuple[np.ndarray, np.ndarray]  # scores [Q, k] float32, doc_idx [Q, k] int64
+# (queries, k, [(index file, on disk)], search settings) -> each file's Results, in file order
+ShardMap = Callable[[np.ndarray, int, list[tuple[Path, bool]], dict[str, Any]], Iterable[Results]]
 
 
 def read_index_manifest(folder: str | os.PathLike) -> dict[str, Any]:
@@ -123,6 +127,7 @@ def search_index(
     nprobe: int | None = None,
     ef_search: int | None = None,
     batch_size: int = 4096,
+    shard_map: ShardMap | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Search an index folder (every shard, or its merged index) and merge the top-k exactly.
 
@@ -131,20 +136,26 @@ def search_index(
         nprobe, ef_search: override the values recorded at build time (IndexConfig).
         batch_size: queries per faiss call. It bounds the result buffers; keep it large, as
             small calls cost OpenMP start-up and BLAS efficiency (faiss blocks internally).
+        shard_map: runs `search_shard` over the index files and yields their results in file
+            order (default: one after another here; `lead_ray.distributed.index` runs them as
+            Ray tasks). The merge is the same, so ties resolve the same way.
     Returns:
         scores [Q, k] float32 and doc_idx [Q, k] int64, best first.
     """
     manifest = read_index_manifest(index_folder)
     q = as_queries(q_emb, manifest["dim"])
-    nprobe = manifest.get("nprobe") if nprobe is None else nprobe
-    ef_search = manifest.get("ef_search") if ef_search is None else ef_search
-    parts = (
-        search_shard(
-            path, q, k, on_disk=on_disk, nprobe=nprobe, ef_search=ef_search, batch_size=batch_size
-        )
-        for path, on_disk in index_paths(index_folder, manifest)
-    )
+    settings = {
+        "nprobe": manifest.get("nprobe") if nprobe is None else nprobe,
+        "ef_search": manifest.get("ef_search") if ef_search is None else ef_search,
+        "batch_size": batch_size,
+    }
+    parts = (shard_map or search_here)(q, k, index_paths(index_folder, manifest), settings)
     return merge_results(parts, len(q), k, manifest["metric"])
+
+
+def search_here(q: np.ndarray, k: int, paths: list[tuple[Path, bool]], settings: dict[str, Any]):
+    """`search_shard` on each `(path, on_disk)` in this process, lazily (one index in memory)."""
+    return (search_shard(path, q, k, on_disk=on_disk, **settings) for path, on_disk in paths)
 
 
 def exact_search(

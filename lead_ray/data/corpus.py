@@ -22,13 +22,11 @@ from lead_ray.data.textio import (
     ReadStats,
     as_id,
     as_text,
-    check_on_error,
-    existing_file,
-    file_format,
     handle,
     iter_json_records,
     iter_lines,
     iter_parquet_records,
+    open_rows,
     parquet_columns,
     pick,
 )
@@ -97,24 +95,14 @@ def iter_corpus_lines(
     path: str | os.PathLike, *, on_error: OnError = "raise", stats: ReadStats | None = None
 ) -> Iterator[tuple[int, Doc]]:
     """`iter_corpus` with each document's line (row, for Parquet) number."""
-    check_on_error(on_error)
-    p = existing_file(path)
     stats = stats if stats is not None else ReadStats()
-    stats.path = str(p)
-    fmt = file_format(p)
-    rows = (
-        _parquet(p, on_error, stats)
-        if fmt == "parquet"
-        else _tsv(p, on_error, stats)
-        if fmt == "tsv"
-        else _jsonl(p, on_error, stats)
-    )
-    for n, doc in rows:
+    readers = {"parquet": _parquet, "tsv": _tsv, "jsonl": _jsonl}
+    for n, doc in open_rows(path, on_error, stats, readers):
         stats.rows += 1
         yield n, doc
     if stats.rows == 0:
         skipped = f" ({stats.skipped} malformed lines skipped)" if stats.skipped else ""
-        raise DataError(p, f"no documents in the corpus{skipped}")
+        raise DataError(stats.path, f"no documents in the corpus{skipped}")
     if stats.skipped:
         log.warning(stats.summary())
 

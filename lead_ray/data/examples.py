@@ -19,20 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lead_ray.data import textio
 from lead_ray.data.errors import DataError
-from lead_ray.data.textio import (
-    OnError,
-    ReadStats,
-    as_id,
-    check_on_error,
-    existing_file,
-    file_format,
-    handle,
-    iter_json_records,
-    iter_lines,
-    iter_parquet_records,
-    pick,
-)
 from lead_ray.storage import atomic_file
 
 log = logging.getLogger(__name__)
@@ -62,8 +50,8 @@ class Example:
 
 
 @dataclass
-class ExampleStats(ReadStats):
-    """`ReadStats` plus the example-level rules' counts."""
+class ExampleStats(textio.ReadStats):
+    """`textio.ReadStats` plus the example-level rules' counts."""
 
     no_positive: int = 0  # examples skipped: no positive
     negatives_dropped: int = 0  # negatives removed because they were positives
@@ -94,42 +82,49 @@ def clean_example(
 
 
 def read_examples(
-    path: str | os.PathLike, *, on_error: OnError = "raise", stats: ExampleStats | None = None
+    path: str | os.PathLike,
+    *,
+    on_error: textio.OnError = "raise",
+    stats: ExampleStats | None = None,
 ) -> Iterator[Example]:
     """Stream the examples of a JSONL, Parquet or id-triples TSV file.
 
     Raises:
         DataError: a malformed line (file:line: field), unless on_error="skip" (counted in `stats`).
     """
-    check_on_error(on_error)
-    p = existing_file(path)
     stats = stats if stats is not None else ExampleStats()
-    stats.path = str(p)
-    fmt = file_format(p)
-    if fmt == "tsv":
-        yield from _triples(p, on_error, stats)
-    else:
-        records = (
-            iter_parquet_records(p) if fmt == "parquet" else iter_json_records(p, on_error, stats)
-        )
-        for n, rec in records:
-            try:
-                ex = _from_record(rec, p, n, stats)
-            except DataError as err:
-                handle(err, on_error, stats)
-                continue
-            if ex is not None:
-                yield ex
+    readers = {"tsv": _triples, "parquet": _parquet, "jsonl": _jsonl}
+    yield from textio.open_rows(path, on_error, stats, readers)
     if stats.no_positive or stats.negatives_dropped or stats.skipped:
         log.warning(
             "%s: %d examples; skipped %d without a positive and %d malformed; dropped %d "
             "negatives that were positives",
-            p,
+            stats.path,
             stats.rows,
             stats.no_positive,
             stats.skipped,
             stats.negatives_dropped,
         )
+
+
+def _jsonl(path: Path, on_error: textio.OnError, stats: ExampleStats) -> Iterator[Example]:
+    return _from_records(textio.iter_json_records(path, on_error, stats), path, on_error, stats)
+
+
+def _parquet(path: Path, on_error: textio.OnError, stats: ExampleStats) -> Iterator[Example]:
+    return _from_records(textio.iter_parquet_records(path), path, on_error, stats)
+
+
+def _from_records(records, path: Path, on_error: textio.OnError, stats: ExampleStats):
+    """Examples of JSON / Parquet records; a bad record raises or is skipped (counted)."""
+    for n, rec in records:
+        try:
+            ex = _from_record(rec, path, n, stats)
+        except DataError as err:
+            textio.handle(err, on_error, stats)
+            continue
+        if ex is not None:
+            yield ex
 
 
 def _ids(value: Any, path: Path, n: int, name: str) -> list[str]:
@@ -138,16 +133,18 @@ def _ids(value: Any, path: Path, n: int, name: str) -> list[str]:
     if not isinstance(value, list):
         raise DataError(path, f"expected a list of ids, got {type(value).__name__}", n, name)
     # Tevatron's older format lists passages {"docid", "title", "text"}; only the ids are used.
-    return [as_id(v.get("docid") if isinstance(v, dict) else v, path, n, name) for v in value]
+    return [
+        textio.as_id(v.get("docid") if isinstance(v, dict) else v, path, n, name) for v in value
+    ]
 
 
 def _from_record(rec: dict, path: Path, n: int, stats: ExampleStats) -> Example | None:
-    qid = as_id(pick(rec, ("query_id", "qid", "_id"), path, n), path, n, "query_id")
+    qid = textio.as_id(textio.pick(rec, ("query_id", "qid", "_id"), path, n), path, n, "query_id")
     query = rec.get("query")
     if query is not None and not isinstance(query, str):
         raise DataError(path, f"expected a string, got {type(query).__name__}", n, "query")
-    pos = _ids(pick(rec, _POS, path, n), path, n, "positive_ids")
-    neg = _ids(pick(rec, _NEG, path, n, required=False), path, n, "negative_ids")
+    pos = _ids(textio.pick(rec, _POS, path, n), path, n, "positive_ids")
+    neg = _ids(textio.pick(rec, _NEG, path, n, required=False), path, n, "negative_ids")
     scores = rec.get("teacher_scores")
     if scores is not None:
         if not isinstance(scores, list) or not all(
@@ -164,7 +161,7 @@ def _from_record(rec: dict, path: Path, n: int, stats: ExampleStats) -> Example 
     return clean_example(qid, query, pos, neg, scores, stats)
 
 
-def _triples(path: Path, on_error: OnError, stats: ExampleStats) -> Iterator[Example]:
+def _triples(path: Path, on_error: textio.OnError, stats: ExampleStats) -> Iterator[Example]:
     """Id triples grouped per query: consecutive lines of one qid make one example.
 
     Ungrouped input still works: a qid seen again later starts another example, whose
@@ -174,7 +171,7 @@ def _triples(path: Path, on_error: OnError, stats: ExampleStats) -> Iterator[Exa
     pos: list[str] = []
     neg: list[str] = []
     positives_seen: dict[str, set[str]] = {}  # qids of finished groups -> their positives
-    for n, line in iter_lines(path, on_error, stats):
+    for n, line in textio.iter_lines(path, on_error, stats):
         fields = line.split("\t")
         if len(fields) != 3 or any(" " in f.strip() for f in fields):
             problem = (
@@ -183,11 +180,11 @@ def _triples(path: Path, on_error: OnError, stats: ExampleStats) -> Iterator[Exa
                 if len(fields) == 3
                 else f"expected 3 tab-separated columns (qid, pos_pid, neg_pid), not {len(fields)}"
             )
-            handle(DataError(path, problem, n), on_error, stats)
+            textio.handle(DataError(path, problem, n), on_error, stats)
             continue
         q, p_id, n_id = (f.strip() for f in fields)
         if not (q and p_id and n_id):
-            handle(DataError(path, "empty id in an id triple", n), on_error, stats)
+            textio.handle(DataError(path, "empty id in an id triple", n), on_error, stats)
             continue
         if q != qid:
             if qid is not None:

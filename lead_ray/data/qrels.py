@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lead_ray.data.errors import DataError
-from lead_ray.data.textio import ReadStats, existing_file, file_format, iter_lines
+from lead_ray.data.textio import existing_file, file_format, iter_columns
 
 if TYPE_CHECKING:
     from lead_ray.data.store import CorpusStore
@@ -51,24 +51,11 @@ def _is_number(text: str) -> bool:
 def iter_qrels(path: str | os.PathLike) -> Iterator[tuple[int, str, str, int]]:
     """(line, query_id, doc_id, grade) of every judgement in a TSV / TREC qrels file."""
     p = existing_file(path)
-    columns = 0
-    for n, line in iter_lines(p, "raise", ReadStats()):
-        fields = line.split()
-        if columns == 0:
-            if len(fields) not in (3, 4):
-                raise DataError(
-                    p,
-                    f"expected 3 columns (query-id corpus-id score) or 4 (qid iter "
-                    f"docid rel), found {len(fields)}",
-                    n,
-                )
-            columns = len(fields)
-            if not _is_number(fields[-1]):
-                continue  # a header line
-        if len(fields) != columns:
-            raise DataError(
-                p, f"expected {columns} columns like the first line, found {len(fields)}", n
-            )
+    for n, fields, first in iter_columns(
+        p, {3: "query-id corpus-id score", 4: "qid iter docid rel"}
+    ):
+        if first and not _is_number(fields[-1]):
+            continue  # a header line
         grade = _grade(fields[-1])
         if grade is None:
             raise DataError(p, f"expected an integer grade, got {fields[-1]!r}", n, "relevance")

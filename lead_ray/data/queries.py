@@ -9,22 +9,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from lead_ray.data import textio
 from lead_ray.data.errors import DataError
-from lead_ray.data.textio import (
-    OnError,
-    ReadStats,
-    as_id,
-    as_text,
-    check_on_error,
-    existing_file,
-    file_format,
-    handle,
-    iter_json_records,
-    iter_lines,
-    iter_parquet_records,
-    parquet_columns,
-    pick,
-)
 
 ID_KEYS = ("_id", "id", "query_id", "qid")
 TEXT_KEYS = ("text", "query")
@@ -32,7 +18,10 @@ _HEADER_IDS = {"_id", "id", "qid", "query_id", "query-id"}
 
 
 def read_queries(
-    path: str | os.PathLike, *, on_error: OnError = "raise", stats: ReadStats | None = None
+    path: str | os.PathLike,
+    *,
+    on_error: textio.OnError = "raise",
+    stats: textio.ReadStats | None = None,
 ) -> dict[str, str]:
     """`{query_id: text}` of a queries file (format from the suffix, else sniffed).
 
@@ -42,24 +31,16 @@ def read_queries(
     Raises:
         DataError: naming file, line and field; also for an empty file.
     """
-    check_on_error(on_error)
-    p = existing_file(path)
-    stats = stats if stats is not None else ReadStats()
-    stats.path = str(p)
-    fmt = file_format(p)
-    rows = (
-        _tsv(p, on_error, stats)
-        if fmt == "tsv"
-        else _parquet(p, on_error, stats)
-        if fmt == "parquet"
-        else _jsonl(p, on_error, stats)
-    )
+    stats = stats if stats is not None else textio.ReadStats()
+    readers = {"parquet": _parquet, "tsv": _tsv, "jsonl": _jsonl}
+    rows = textio.open_rows(path, on_error, stats, readers)
+    p = Path(stats.path)
     queries: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for n, qid, text in rows:
         if qid in queries:
             if queries[qid] != text:
-                handle(
+                textio.handle(
                     DataError(
                         p,
                         f"query {qid!r} appears twice with different texts (first at "
@@ -81,21 +62,33 @@ def read_queries(
     return queries
 
 
-def _jsonl(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, str, str]]:
-    for n, rec in iter_json_records(path, on_error, stats):
+def _records(
+    records: Iterator[tuple[int, dict]],
+    path: Path,
+    id_field: str,
+    on_error: textio.OnError,
+    stats: textio.ReadStats,
+) -> Iterator[tuple[int, str, str]]:
+    """(line, query_id, text) of JSON / Parquet records; a bad record raises or is skipped."""
+    for n, rec in records:
         try:
-            yield (
-                n,
-                as_id(pick(rec, ID_KEYS, path, n), path, n, "_id"),
-                as_text(pick(rec, TEXT_KEYS, path, n), path, n, "text"),
-            )
+            qid = textio.as_id(textio.pick(rec, ID_KEYS, path, n), path, n, id_field)
+            yield n, qid, textio.as_text(textio.pick(rec, TEXT_KEYS, path, n), path, n, "text")
         except DataError as err:
-            handle(err, on_error, stats)
+            textio.handle(err, on_error, stats)
 
 
-def _tsv(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, str, str]]:
+def _jsonl(
+    path: Path, on_error: textio.OnError, stats: textio.ReadStats
+) -> Iterator[tuple[int, str, str]]:
+    return _records(textio.iter_json_records(path, on_error, stats), path, "_id", on_error, stats)
+
+
+def _tsv(
+    path: Path, on_error: textio.OnError, stats: textio.ReadStats
+) -> Iterator[tuple[int, str, str]]:
     first = True
-    for n, line in iter_lines(path, on_error, stats):
+    for n, line in textio.iter_lines(path, on_error, stats):
         fields = line.split("\t")
         if (
             first
@@ -107,7 +100,7 @@ def _tsv(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int,
             continue  # a header line
         first = False
         if len(fields) != 2:
-            handle(
+            textio.handle(
                 DataError(
                     path,
                     f"expected 2 tab-separated columns (query_id, text), found {len(fields)}",
@@ -118,25 +111,19 @@ def _tsv(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int,
             )
             continue
         try:
-            yield n, as_id(fields[0], path, n, "query_id"), fields[1]
+            yield n, textio.as_id(fields[0], path, n, "query_id"), fields[1]
         except DataError as err:
-            handle(err, on_error, stats)
+            textio.handle(err, on_error, stats)
 
 
-def _parquet(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, str, str]]:
-    names = parquet_columns(path)
+def _parquet(
+    path: Path, on_error: textio.OnError, stats: textio.ReadStats
+) -> Iterator[tuple[int, str, str]]:
+    names = textio.parquet_columns(path)
     if not any(k in names for k in ID_KEYS) or not any(k in names for k in TEXT_KEYS):
         raise DataError(
             path,
             f"a queries Parquet file needs an id column (query_id, _id or id) and "
             f"a text column; it has {names}",
         )
-    for n, rec in iter_parquet_records(path):
-        try:
-            yield (
-                n,
-                as_id(pick(rec, ID_KEYS, path, n), path, n, "query_id"),
-                as_text(pick(rec, TEXT_KEYS, path, n), path, n, "text"),
-            )
-        except DataError as err:
-            handle(err, on_error, stats)
+    return _records(textio.iter_parquet_records(path), path, "query_id", on_error, stats)

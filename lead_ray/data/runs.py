@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lead_ray.data.errors import DataError
-from lead_ray.data.textio import ReadStats, existing_file, iter_lines
+from lead_ray.data.textio import existing_file, iter_columns
 from lead_ray.storage import atomic_file
 
 Run = dict[str, list[tuple[str, float]]]
@@ -82,21 +82,9 @@ def read_run(path: str | os.PathLike) -> Run:
     p = existing_file(path)
     values: dict[str, dict[str, tuple[str, int]]] = {}  # qid -> doc -> (score or rank text, line)
     columns = 0
-    for n, line in iter_lines(p, "raise", ReadStats()):
-        fields = line.split()
-        if columns == 0:
-            if len(fields) not in (3, 6):
-                raise DataError(
-                    p,
-                    f"expected 6 columns (qid Q0 docid rank score tag) or 3 (qid docid "
-                    f"rank|score), found {len(fields)}",
-                    n,
-                )
-            columns = len(fields)
-        if len(fields) != columns:
-            raise DataError(
-                p, f"expected {columns} columns like the first line, found {len(fields)}", n
-            )
+    layouts = {6: "qid Q0 docid rank score tag", 3: "qid docid rank|score"}
+    for n, fields, _ in iter_columns(p, layouts):
+        columns = len(fields)
         qid, doc_id, value = (fields[0], fields[2], fields[4]) if columns == 6 else fields
         docs = values.setdefault(qid, {})
         if doc_id in docs:

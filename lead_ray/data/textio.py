@@ -12,7 +12,7 @@ import json
 import logging
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -89,6 +89,21 @@ def file_format(path: Path) -> str:
     return "parquet" if head == b"PAR1" else "jsonl" if head.startswith(b"{") else "tsv"
 
 
+def open_rows(
+    path: str | Path,
+    on_error: OnError,
+    stats: ReadStats,
+    readers: dict[str, Callable[[Path, OnError, ReadStats], Iterator]],
+) -> Iterator:
+    """The rows of a data file, read by the reader of its format (`file_format`; `json` files
+    are read as `jsonl`). Checks `on_error`, names the file in `stats`."""
+    check_on_error(on_error)
+    p = existing_file(path)
+    stats.path = str(p)
+    fmt = file_format(p)
+    return readers["jsonl" if fmt == "json" else fmt](p, on_error, stats)
+
+
 def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
@@ -119,6 +134,31 @@ def iter_lines(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tupl
                     yield n, line
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         raise DataError(path, f"corrupt gzip file ({err})") from None
+
+
+def iter_columns(path: Path, layouts: dict[int, str]) -> Iterator[tuple[int, list[str], bool]]:
+    """(line, fields, first line?) of a whitespace-separated file whose first line fixes the
+    column count: one of `layouts` ({count: "what the columns are"}); later lines must match it.
+
+    Raises:
+        DataError: a first line of another width, or a line unlike the first, naming the line.
+    """
+    columns = 0
+    for n, line in iter_lines(path, "raise", ReadStats()):
+        fields = line.split()
+        first = columns == 0
+        if first:
+            if len(fields) not in layouts:
+                ways = " or ".join(f"{k} ({v})" for k, v in layouts.items())
+                raise DataError(
+                    path, f"expected {ways.replace(' (', ' columns (', 1)}, found {len(fields)}", n
+                )
+            columns = len(fields)
+        if len(fields) != columns:
+            raise DataError(
+                path, f"expected {columns} columns like the first line, found {len(fields)}", n
+            )
+        yield n, fields, first
 
 
 def parse_json_object(path: Path, n: int, line: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Writes into the train folder: config.yaml, metrics.jsonl, checkpoints/, student/ (and teacher/
 when it trains), and manifest.json last. The Ray Train driver (lead_ray/distributed/train.py)
-shares `finished_training` and `check_resumable`, so both backends agree on when a folder is
+shares `open_train_folder`, so both backends agree on when a folder is
 done and when it belongs to another config.
 """
 
@@ -42,6 +42,23 @@ def finished_training(out: Path, cfg: Config) -> dict | None:
     return None
 
 
+def open_train_folder(out: Path, cfg: Config) -> dict | None:
+    """Get the train folder ready for `cfg`: the manifest when this config already finished
+    training there (nothing to do), else None after refusing another config's folder, removing
+    what a killed writer left and saving the resolved config."""
+    from lead_ray.config import save_resolved
+    from lead_ray.storage import remove_stale_temps
+
+    out.mkdir(parents=True, exist_ok=True)
+    if (done := finished_training(out, cfg)) is not None:
+        log.info("%s: training already complete, nothing to do", out)
+        return done
+    check_resumable(out, cfg)
+    remove_stale_temps(out)
+    save_resolved(cfg, out)
+    return None
+
+
 def check_resumable(out: Path, cfg: Config) -> None:
     """Refuse a folder whose saved config trains something else (only steps/logging may differ)."""
     from lead_ray.config import load_config
@@ -71,7 +88,6 @@ def fit_local(
     Returns:
         The manifest; a folder already complete for the same config is not trained again.
     """
-    from lead_ray.config import save_resolved
     from lead_ray.distill.lead_model import build_lead_model, pairs_at
     from lead_ray.distill.metrics_log import MetricsLog
     from lead_ray.distill.optim import LocalUpdater, train_step
@@ -80,13 +96,8 @@ def fit_local(
     from lead_ray.storage import fingerprint_folder, remove_stale_temps, write_manifest
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if (done := finished_training(out, cfg)) is not None:
-        log.info("%s: training already complete, nothing to do", out)
+    if (done := open_train_folder(out, cfg)) is not None:
         return done
-    check_resumable(out, cfg)
-    remove_stale_temps(out)
-    save_resolved(cfg, out)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     fp = config_fingerprint(cfg.to_dict())

@@ -61,39 +61,27 @@ def run_indexing(
 
 
 def run_search_parallel(
-    index_folder: str | os.PathLike,
-    q_emb: np.ndarray,
-    k: int,
-    *,
-    nprobe: int | None = None,
-    ef_search: int | None = None,
-    batch_size: int = 4096,
-    num_cpus: float = 0.5,
+    index_folder: str | os.PathLike, q_emb: np.ndarray, k: int, **kwargs: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`search.search_index` with the index files searched in parallel Ray tasks.
+    """`search.search_index` (same arguments) with the index files searched in parallel Ray
+    tasks; returns exactly what `search.search_index` returns."""
+    return search.search_index(index_folder, q_emb, k, shard_map=ray_shard_map, **kwargs)
 
-    Returns:
-        scores [Q, k] float32 and doc_idx [Q, k] int64, equal to `search.search_index`'s.
-    """
+
+def ray_shard_map(
+    q: np.ndarray,
+    k: int,
+    paths: list[tuple[Path, bool]],
+    settings: dict[str, Any],
+    num_cpus: float = 0.5,
+):
+    """`search.search_shard` on every index file as a Ray task (the queries put once); results
+    in file order."""
     import ray
 
-    manifest = search.read_index_manifest(index_folder)
-    q = search.as_queries(q_emb, manifest["dim"])  # [Q, D]
-    nprobe = manifest.get("nprobe") if nprobe is None else nprobe
-    ef_search = manifest.get("ef_search") if ef_search is None else ef_search
     q_ref = ray.put(q)
     task = ray.remote(num_cpus=num_cpus)(search.search_shard)
     refs = [
-        task.remote(
-            Path(path),
-            q_ref,
-            k,
-            on_disk=on_disk,
-            nprobe=nprobe,
-            ef_search=ef_search,
-            batch_size=batch_size,
-        )
-        for path, on_disk in search.index_paths(index_folder, manifest)
+        task.remote(Path(path), q_ref, k, on_disk=on_disk, **settings) for path, on_disk in paths
     ]
-    # merged in shard order, as search_index does, so ties resolve the same way
-    return search.merge_results((ray.get(ref) for ref in refs), len(q), k, manifest["metric"])
+    return (ray.get(ref) for ref in refs)

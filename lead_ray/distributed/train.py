@@ -30,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from lead_ray.config import Config, ConfigError, save_resolved
+from lead_ray.config import Config, ConfigError
 from lead_ray.distill.checkpoint import config_fingerprint
 from lead_ray.distill.lead_model import build_lead_model, no_gather, pairs_at
 from lead_ray.distill.optim import train_step
-from lead_ray.distill.train import check_resumable, finished_training
+from lead_ray.distill.train import open_train_folder
 from lead_ray.distributed.checkpointing import export_consolidated, load_state, save_state, skeleton
 from lead_ray.distributed.engine import read_deepspeed_json, wrap_model
 from lead_ray.distributed.gather import agree, all_gather_with_grad, reduce_metrics
@@ -44,7 +44,6 @@ from lead_ray.storage import (
     atomic_dir,
     fingerprint_folder,
     is_uri,
-    remove_stale_temps,
     write_manifest,
 )
 
@@ -64,15 +63,10 @@ def run_training(run: Run) -> dict:
     """
     cfg = run.cfg
     out = run.layout.train.resolve()  # Ray Train wants absolute storage paths
-    out.mkdir(parents=True, exist_ok=True)
-    if (done := finished_training(out, cfg)) is not None:
-        log.info("%s: training already complete, nothing to do", out)
-        return done
-    check_resumable(out, cfg)
-    remove_stale_temps(out)
     ds_json = read_deepspeed_json(cfg)
     _check_models(cfg)
-    save_resolved(cfg, out)
+    if (done := open_train_folder(out, cfg)) is not None:
+        return done
     # Build (or reopen) the corpus store and read the examples here, once: workers only reopen
     # them, and data errors surface as one clear message instead of a worker traceback.
     run.training_data()

@@ -167,15 +167,3 @@ def make_backbone(
     if tok is not None and len(tok) != backbone.model.get_input_embeddings().num_embeddings:
         backbone.model.resize_token_embeddings(len(tok))
     return backbone, tok
-
-
-def load_head(module: nn.Module | None, folder: str | None, name: str) -> None:
-    """Load a kind's extra weights (`folder/name`, safetensors) into `module` when the folder
-    has them; a model built without a folder, or a folder without the file, keeps its init."""
-    from safetensors.torch import load_file
-
-    if module is None or folder is None:
-        return
-    file = Path(folder) / name
-    if file.is_file():
-        module.load_state_dict(load_file(str(file)))

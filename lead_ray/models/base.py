@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -69,13 +70,16 @@ class Retriever(nn.Module):
 
     kind: ClassVar[str]
     all_pairs: ClassVar[bool] = True  # scores every query against every passage of a batch
-    tokenizer: object
-    max_query_length: int
-    max_doc_length: int
+
+    def __init__(self, tokenizer, *, max_query_length: int, max_doc_length: int):
+        super().__init__()
+        self.tokenizer = tokenizer  # each model tokenises its own text (liberal KD)
+        self.max_query_length, self.max_doc_length = max_query_length, max_doc_length
 
     @property
     def num_layers(self) -> int:
-        raise NotImplementedError
+        """Transformer blocks (layer indices 0 .. num_layers-1): the backbone's, by default."""
+        return self.backbone.num_layers
 
     @property
     def device(self) -> torch.device:
@@ -103,6 +107,30 @@ class Retriever(nn.Module):
             gather: all-gathers passage tensors across workers (dim = the batch dim).
         """
         raise NotImplementedError
+
+
+def lengths(cfg) -> dict[str, int]:
+    """The max lengths of an encoder config, as the model constructors take them."""
+    return {"max_query_length": cfg.max_query_length, "max_doc_length": cfg.max_doc_length}
+
+
+def save_with_head(backbone, head: nn.Module | None, folder: Path, name: str) -> None:
+    """Save a backbone as a Hugging Face folder and a kind's extra weights (`head`: a projection,
+    a classification layer) beside it as `name` (safetensors), when the model has them."""
+    from safetensors.torch import save_file
+
+    backbone.model.save_pretrained(folder, safe_serialization=True)
+    if head is not None:
+        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / name))
+
+
+def load_head(head: nn.Module | None, folder: str | None, name: str) -> None:
+    """Load a kind's extra weights (`folder/name`) into `head` when the folder has them; a model
+    built without a folder, or a folder without the file, keeps its initialisation."""
+    from safetensors.torch import load_file
+
+    if head is not None and folder is not None and (Path(folder) / name).is_file():
+        head.load_state_dict(load_file(str(Path(folder) / name)))
 
 
 class BiEncoder(Retriever):

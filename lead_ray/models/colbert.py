@@ -14,12 +14,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 
 from lead_ray.config import ColBERTOptions, TeacherConfig
-from lead_ray.models.backbone import Backbone, load_head
-from lead_ray.models.base import BiEncoder, Encoded, Scores
+from lead_ray.models.backbone import Backbone
+from lead_ray.models.base import BiEncoder, Encoded, Scores, lengths, load_head, save_with_head
 from lead_ray.models.scoring import maxsim_scores
 from lead_ray.models.tokenize import tokenize
 
@@ -39,12 +38,10 @@ class ColBERT(BiEncoder):
         max_query_length: int = 32,
         max_doc_length: int = 128,
     ):
-        super().__init__()
-        self.backbone = backbone
-        self.tokenizer = tokenizer
-        self.options = options
-        self.max_query_length = max_query_length
-        self.max_doc_length = max_doc_length
+        super().__init__(
+            tokenizer, max_query_length=max_query_length, max_doc_length=max_doc_length
+        )
+        self.backbone, self.options = backbone, options
         self.pad_to_max = False
         self.proj = (
             nn.Linear(backbone.hidden_size, options.dim, bias=False) if options.dim else None
@@ -58,27 +55,12 @@ class ColBERT(BiEncoder):
     def from_config(
         cls, cfg: TeacherConfig, backbone: Backbone, tokenizer, folder: str | None
     ) -> ColBERT:
-        model = cls(
-            backbone,
-            tokenizer,
-            cfg.colbert,
-            max_query_length=cfg.max_query_length,
-            max_doc_length=cfg.max_doc_length,
-        )
+        model = cls(backbone, tokenizer, cfg.colbert, **lengths(cfg))
         load_head(model.proj, folder, PROJECTION)
         return model
 
-    @property
-    def num_layers(self) -> int:
-        return self.backbone.num_layers
-
     def save(self, folder: Path) -> dict:
-        self.backbone.model.save_pretrained(folder, safe_serialization=True)
-        if self.proj is not None:
-            save_file(
-                {k: v.contiguous() for k, v in self.proj.state_dict().items()},
-                str(folder / PROJECTION),
-            )
+        save_with_head(self.backbone, self.proj, folder, PROJECTION)
         return {"colbert": self.options.model_dump()}
 
     def _tokens(self, texts: list[str], side: str) -> dict[str, torch.Tensor]:

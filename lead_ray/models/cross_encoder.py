@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from lead_ray.config import TeacherConfig
-from lead_ray.models.backbone import Backbone, load_head
-from lead_ray.models.base import Retriever, Scores
+from lead_ray.models.backbone import Backbone
+from lead_ray.models.base import Retriever, Scores, lengths, load_head, save_with_head
 
 HEAD = "lead_head.safetensors"
 
@@ -32,35 +31,22 @@ class CrossEncoder(Retriever):
         max_query_length: int = 32,
         max_doc_length: int = 128,
     ):
-        super().__init__()
+        super().__init__(
+            tokenizer, max_query_length=max_query_length, max_doc_length=max_doc_length
+        )
         self.backbone = backbone
-        self.tokenizer = tokenizer
-        self.max_query_length = max_query_length
-        self.max_doc_length = max_doc_length
         self.head = nn.Linear(backbone.hidden_size, 1)
 
     @classmethod
     def from_config(
         cls, cfg: TeacherConfig, backbone: Backbone, tokenizer, folder: str | None
     ) -> CrossEncoder:
-        model = cls(
-            backbone,
-            tokenizer,
-            max_query_length=cfg.max_query_length,
-            max_doc_length=cfg.max_doc_length,
-        )
+        model = cls(backbone, tokenizer, **lengths(cfg))
         load_head(model.head, folder, HEAD)
         return model
 
-    @property
-    def num_layers(self) -> int:
-        return self.backbone.num_layers
-
     def save(self, folder: Path) -> dict:
-        self.backbone.model.save_pretrained(folder, safe_serialization=True)
-        save_file(
-            {k: v.contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD)
-        )
+        save_with_head(self.backbone, self.head, folder, HEAD)
         return {}
 
     @property

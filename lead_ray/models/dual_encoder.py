@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from lead_ray.config import EncoderConfig
 from lead_ray.models.backbone import Backbone, load_backbone
-from lead_ray.models.base import BiEncoder, Encoded, Scores
+from lead_ray.models.base import BiEncoder, Encoded, Scores, lengths
 from lead_ray.models.scoring import dot_scores, pool_cls, pool_mean
 from lead_ray.models.tokenize import tokenize
 
@@ -39,14 +39,12 @@ class DualEncoder(BiEncoder):
         max_query_length: int = 32,
         max_doc_length: int = 128,
     ):
-        super().__init__()
+        super().__init__(
+            tokenizer, max_query_length=max_query_length, max_doc_length=max_doc_length
+        )
         self.query_backbone = query_backbone
         self.passage_backbone = passage_backbone  # None: shared towers
-        self.tokenizer = tokenizer
-        self.pooling = pooling
-        self.normalize = normalize
-        self.max_query_length = max_query_length
-        self.max_doc_length = max_doc_length
+        self.pooling, self.normalize = pooling, normalize
         self.pad_to_max = False  # set by the trainer when token tensors are gathered
 
     @classmethod
@@ -61,17 +59,16 @@ class DualEncoder(BiEncoder):
             query_tower = load_backbone(str(Path(folder) / QUERY_TOWER))
         elif not cfg.shared_towers:
             query_tower = Backbone(copy.deepcopy(backbone.model))
-        lengths = {"max_query_length": cfg.max_query_length, "max_doc_length": cfg.max_doc_length}
-        if query_tower is not None:  # separate towers: the root folder is the passage tower
-            return cls(
-                query_tower,
-                tokenizer,
-                passage_backbone=backbone,
-                pooling=pooling,
-                normalize=normalize,
-                **lengths,
-            )
-        return cls(backbone, tokenizer, pooling=pooling, normalize=normalize, **lengths)
+        towers = {"passage_backbone": backbone} if query_tower is not None else {}
+        # separate towers: the root folder is the passage tower, `query/` the query tower
+        return cls(
+            backbone if query_tower is None else query_tower,
+            tokenizer,
+            pooling=pooling,
+            normalize=normalize,
+            **towers,
+            **lengths(cfg),
+        )
 
     @property
     def num_layers(self) -> int:

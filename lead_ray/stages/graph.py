@@ -74,107 +74,61 @@ def _search_inputs(run: Run, t: Target) -> list[Path]:
     ]
 
 
-STAGES: dict[str, Stage] = {
-    s.name: s
-    for s in (
-        Stage(
-            "prepare",
-            "build the corpus store and save the initial teacher and student",
-            "lead_ray.stages.steps:prepare",
-            lambda run, t: [run.layout.corpus, *(run.layout.initial_model(r) for r in INITIAL)],
-        ),
-        Stage(
-            "mine",
-            "hard negatives: each training query's top-k, every positive dropped",
-            "lead_ray.stages.steps:mine",
-            lambda run, t: [run.layout.mine, run.layout.embeddings(run.mining_system().key)],
-            needs=("prepare",),
-        ),
-        Stage(
-            "cache-teacher",
-            "a frozen dual-encoder teacher's per-layer features over the "
-            "training texts, read by training instead of a teacher forward pass",
-            "lead_ray.stages.steps:cache_teacher",
-            lambda run, t: [run.layout.teacher_cache],
-            needs=("prepare", "mine"),
-        ),
-        Stage(
-            "train",
-            "LEAD distillation of the teacher into the student (resumable)",
-            "lead_ray.stages.steps:train",
-            lambda run, t: [run.layout.train],
-            ray="lead_ray.distributed.stages:train",
-            on_ray=lambda cfg: cfg.train.backend == "ray",
-        ),
-        Stage(
-            "encode",
-            "corpus -> embedding shards with a manifest (resumable)",
-            "lead_ray.stages.steps:encode",
-            lambda run, t: [run.layout.embeddings(_system(run, t).key)],
-            needs=("prepare",),
-            ray="lead_ray.distributed.stages:encode",
-            on_ray=lambda cfg: cfg.encode.actors > 1 or _cluster(cfg),
-            per_system=True,
-        ),
-        Stage(
-            "index",
-            "FAISS shard indexes over the embeddings (trained once, shared by every shard)",
-            "lead_ray.stages.steps:index",
-            lambda run, t: [run.layout.index(_system(run, t).key)],
-            needs=("encode",),
-            ray="lead_ray.distributed.stages:index",
-            on_ray=_cluster,
-            per_system=True,
-        ),
-        Stage(
-            "search",
-            "top-k of every query (exact merge over shards; ColBERT and cross-encoder "
-            "systems re-rank another system's run): TREC and MS MARCO run files",
-            "lead_ray.stages.steps:search",
-            lambda run, t: [
-                run.layout.run_file(_system(run, t).name, t.split, f)
-                for f in ("trec", "tsv", "json")
-            ],
-            needs=("index",),
-            ray="lead_ray.distributed.stages:search",
-            on_ray=lambda cfg: cfg.search.parallel or _cluster(cfg),
-            per_system=True,
-            per_split=True,
-            inputs=_search_inputs,
-            settings=(
-                "search",
-                "index.nprobe",
-                "index.ef_search",
-                "data.title",
-                "data.dev_fraction",
-                "data.split_seed",
-                "encode.batch_size",
-            ),
-        ),
-        Stage(
-            "evaluate",
-            "metrics of a run against the split's qrels (ir-measures), with the "
-            "system's speed and size",
-            "lead_ray.stages.steps:evaluate",
-            lambda run, t: [run.layout.evaluation(_system(run, t).name, t.split)],
-            needs=("search",),
-            per_system=True,
-            per_split=True,
-            inputs=lambda run, t: (
-                [run.layout.run_file(_system(run, t).name, t.split, f) for f in ("trec", "json")]
-                + run.qrels_files(t.split)
-            ),
-            settings=("evaluate", "data.dev_fraction", "data.split_seed"),
-        ),
-        Stage(
-            "report",
-            "the run card: report.md, metrics.json and plots",
-            "lead_ray.stages.steps:report",
-            lambda run, t: [run.layout.report, run.layout.metrics, run.layout.plots],
-            needs=("evaluate",),
-        ),
-    )
-}
+def _run_files(run: Run, t: Target, formats=("trec", "tsv", "json")) -> list[Path]:
+    return [run.layout.run_file(_system(run, t).name, t.split, f) for f in formats]
+
+
+def _evaluation(run: Run, t: Target) -> list[Path]:
+    return [run.layout.evaluation(_system(run, t).name, t.split)]
+
+
+HERE, RAY = "lead_ray.stages.steps:", "lead_ray.distributed.stages:"
+SEARCH_SETTINGS = (
+    "search",
+    "index.nprobe",
+    "index.ef_search",
+    "data.title",
+    "data.dev_fraction",
+    "data.split_seed",
+    "encode.batch_size",
+)
+
+# fmt: off
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("prepare", "build the corpus store and save the initial teacher and student",
+          HERE + "prepare",
+          lambda run, t: [run.layout.corpus, *(run.layout.initial_model(r) for r in INITIAL)]),
+    Stage("mine", "hard negatives: each training query's top-k, every positive dropped",
+          HERE + "mine", needs=("prepare",),
+          outputs=lambda run, t: [run.layout.mine, run.layout.embeddings(run.mining_system().key)]),
+    Stage("cache-teacher", "a frozen dual-encoder teacher's per-layer features over the training "
+          "texts, read by training instead of a teacher forward pass", HERE + "cache_teacher",
+          lambda run, t: [run.layout.teacher_cache], needs=("prepare", "mine")),
+    Stage("train", "LEAD distillation of the teacher into the student (resumable)", HERE + "train",
+          lambda run, t: [run.layout.train],
+          ray=RAY + "train", on_ray=lambda cfg: cfg.train.backend == "ray"),
+    Stage("encode", "corpus -> embedding shards with a manifest (resumable)", HERE + "encode",
+          lambda run, t: [run.layout.embeddings(_system(run, t).key)], needs=("prepare",),
+          per_system=True, ray=RAY + "encode",
+          on_ray=lambda cfg: cfg.encode.actors > 1 or _cluster(cfg)),
+    Stage("index", "FAISS shard indexes over the embeddings (trained once, shared by every "
+          "shard)", HERE + "index", lambda run, t: [run.layout.index(_system(run, t).key)],
+          needs=("encode",), per_system=True, ray=RAY + "index", on_ray=_cluster),
+    Stage("search", "top-k of every query (exact merge over shards; ColBERT and cross-encoder "
+          "systems re-rank another system's run): TREC and MS MARCO run files",
+          HERE + "search", _run_files, needs=("index",), per_system=True, per_split=True,
+          inputs=_search_inputs, settings=SEARCH_SETTINGS,
+          ray=RAY + "search", on_ray=lambda cfg: cfg.search.parallel or _cluster(cfg)),
+    Stage("evaluate", "metrics of a run against the split's qrels (ir-measures), with the "
+          "system's speed and size", HERE + "evaluate", _evaluation, needs=("search",),
+          per_system=True, per_split=True, settings=("evaluate", "data.dev_fraction",
+                                                     "data.split_seed"),
+          inputs=lambda run, t: _run_files(run, t, ("trec", "json")) + run.qrels_files(t.split)),
+    Stage("report", "the run card: report.md, metrics.json and plots", HERE + "report",
+          lambda run, t: [run.layout.report, run.layout.metrics, run.layout.plots],
+          needs=("evaluate",)),
+)}
+# fmt: on
 
 # Every stage is a CLI verb of the same name, but `evaluate`: `lead search` evaluates what it
 # searched, and `lead evaluate RUN QRELS` scores any run file.

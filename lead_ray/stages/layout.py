@@ -15,6 +15,7 @@ outputs, and a pipeline is just the verbs in order:
         index/<model>/                 FAISS shard indexes + manifest
         runs/<system>/<split>.{trec,tsv,json}   runs (TREC, MS MARCO) and the search summary
         eval/<system>/<split>.json     metrics and speed of one system on one split
+        .stages/                       what search and evaluate last ran on (their stamps)
         report.md  metrics.json  plots/
 
 A *system* is a model under evaluation: `student` (train/student), `student-init`, `teacher`
@@ -31,6 +32,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The fixed paths of a run folder, relative to its root (the rest are methods of RunLayout).
+PATHS = {
+    "config": "config.yaml",  # the resolved config of the last verb run here
+    "synthetic": "synthetic",  # a generated collection (data.synthetic)
+    "mine": "mine",  # mined hard negatives, with a manifest
+    "examples": "mine/examples.jsonl",
+    "teacher_cache": "teacher-cache",  # `lead cache-teacher`
+    "train": "train",  # `lead train`: metrics, checkpoints, exported models, manifest
+    "checkpoints": "train/checkpoints",
+    "train_metrics": "train/metrics.jsonl",
+    "stamps": ".stages",  # what the stamped stages (search, evaluate) last ran on
+    "report": "report.md",  # the run card
+    "metrics": "metrics.json",
+    "plots": "plots",
+}
 INITIAL = ("teacher-init", "student-init")  # models saved before training
 TRAINED = ("student", "teacher")  # models the train stage exports
 SYSTEMS = ("student", "student-init", "teacher", "teacher-init")
@@ -68,15 +84,11 @@ class RunLayout:
             Path(data["root"]), None if data["corpus_dir"] is None else Path(data["corpus_dir"])
         )
 
-    # ------------------------------------------------------------------ inputs and shared data
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def synthetic(self) -> Path:
-        return self.root / "synthetic"
+    def __getattr__(self, name: str) -> Path:
+        """The fixed paths of `PATHS` as attributes: `layout.train`, `layout.examples`, ..."""
+        if name in PATHS:
+            return self.root / PATHS[name]
+        raise AttributeError(f"{type(self).__name__} has no path {name!r}")
 
     @property
     def corpus(self) -> Path:
@@ -86,32 +98,6 @@ class RunLayout:
         if role not in INITIAL:
             raise ValueError(f"initial model {role!r}: one of {INITIAL}")
         return self.root / "models" / role
-
-    # ------------------------------------------------------------------ distillation
-
-    @property
-    def mine(self) -> Path:
-        return self.root / "mine"
-
-    @property
-    def examples(self) -> Path:
-        return self.mine / "examples.jsonl"
-
-    @property
-    def teacher_cache(self) -> Path:
-        return self.root / "teacher-cache"
-
-    @property
-    def train(self) -> Path:
-        return self.root / "train"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.train / "checkpoints"
-
-    @property
-    def train_metrics(self) -> Path:
-        return self.train / "metrics.jsonl"
 
     def trained_model(self, role: str) -> Path:
         if role not in TRAINED:
@@ -135,21 +121,7 @@ class RunLayout:
 
     def stamp(self, label: str) -> Path:
         """What a stamped stage (search, evaluate) last ran on: `.stages/<label>.json`."""
-        return self.root / ".stages" / (label.replace(":", "-") + ".json")
-
-    # ------------------------------------------------------------------ the run card
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
+        return self.stamps / (label.replace(":", "-") + ".json")
 
     # ------------------------------------------------------------------ systems
 
