@@ -39,12 +39,14 @@ def teacher_signature(cfg: TeacherConfig) -> dict:
     from lead_ray.storage import fingerprint_folder
 
     src = cfg.source
-    if src.path is None:
-        raise ConfigError(
-            "teacher.cache: the teacher must be loaded from a folder (teacher.model: PATH)"
-        )
+    # a folder by its content; a model built in code by its (seeded) spec
+    model = (
+        fingerprint_folder(resolve_model_path(src.path))
+        if src.path is not None
+        else src.build.model_dump()
+    )
     return {
-        "model": fingerprint_folder(resolve_model_path(src.path)),
+        "model": model,
         "layers": src.layers,
         "tokenizer": cfg.tokenizer,
         "pooling": cfg.pooling,

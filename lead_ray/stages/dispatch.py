@@ -3,8 +3,8 @@
 `run_stage(run, "encode", system="student")` picks the stage's Ray implementation when the
 config asks for it (`Stage.on_ray`) or the caller forces it (`ray=True`), starting or joining
 Ray first; otherwise its local one. It runs `prepare` first when a stage needs it and it is not
-complete, skips a stamped stage whose inputs and settings did not change, and records the wall
-time in `run.times`.
+complete (and `mine` before the teacher cache), skips a stamped stage whose inputs and settings
+did not change, and records the wall time in `run.times`.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ def run_stage(
     """
     st = stage(name)
     target = target_of(run, st, system, split)
-    if "prepare" in st.needs and not prepared(run):
-        run_stage(run, "prepare")
+    for need in missing_needs(run, st):
+        run_stage(run, need)
     name = label(run, st, target)
     stamp = stamp_digest(run, st, target) if st.inputs is not None else None
     if stamp is not None and is_stamped(run, st, target, stamp):
@@ -78,6 +78,18 @@ def run_stage(
             run.layout.stamp(name), {"stage": name, "digest": stamp, "seconds": run.times[name]}
         )
     return result
+
+
+def missing_needs(run: Run, st: Stage) -> list[str]:
+    """The upstream stages run first when missing: `prepare` (cheap, and what every corpus stage
+    reads), and `mine` for the teacher cache when this run mines its examples. Other needs must
+    have run (their absence is a clear error from the stage itself)."""
+    missing = []
+    if "prepare" in st.needs and not prepared(run):
+        missing.append("prepare")
+    if "mine" in st.needs and run.needs_mining() and run.examples_file() is None:
+        missing.append("mine")
+    return missing
 
 
 def prepared(run: Run) -> bool:
