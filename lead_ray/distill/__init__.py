@@ -1,0 +1,2 @@
+"""The distillation flow: mining, the LEAD model pair and objective, training, checkpoints, the
+teacher feature cache."""
