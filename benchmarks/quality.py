@@ -133,26 +133,35 @@ def warm_up(bench: Bench, cell: Cell) -> Path:
     model = run.layout.trained_model("teacher")
     if (folder / "record.json").is_file():
         return model
-    manifest = run_stage(run, "train")
-    t = time.perf_counter()
-    if cell.teacher != "de":
-        first_stage(bench, run)
-    ev = evaluate(run, "teacher")
-    _write_record(
-        folder,
-        RunRecord(
-            cell.name,
-            WARMUP_SEED,
-            ev["dev"]["metrics"],
-            ev["test"]["metrics"],
-            manifest.get("seconds", 0.0),
-            time.perf_counter() - t,
-            run.cfg.train.steps,
-            [*bench.budget.overrides, *settings],
-        ),
+    copy_first_stage = (lambda: first_stage(bench, run)) if cell.teacher != "de" else None
+    all_settings = [*bench.budget.overrides, *settings]
+    record = train_and_evaluate(
+        run, "teacher", cell.name, WARMUP_SEED, all_settings, copy_first_stage
     )
+    _write_record(folder, record)
     shutil.rmtree(run.layout.checkpoints, ignore_errors=True)
     return model
+
+
+def train_and_evaluate(
+    run: Run, system: str, cell: str, seed: int, settings: list[str], before=None
+) -> RunRecord:
+    """Train (the train stage), then evaluate `system` on dev and test: the run's record."""
+    manifest = run_stage(run, "train")
+    t = time.perf_counter()
+    if before is not None:
+        before()
+    ev = evaluate(run, system)
+    return RunRecord(
+        cell,
+        seed,
+        ev["dev"]["metrics"],
+        ev["test"]["metrics"],
+        manifest.get("seconds", 0.0),
+        time.perf_counter() - t,
+        run.cfg.train.steps,
+        settings,
+    )
 
 
 def teacher_model(bench: Bench, kind: str, choice: str) -> str:
@@ -276,19 +285,8 @@ def _train_cell(
     log.info(
         "cell %s seed %d: %s", cell.name, seed, " ".join(settings + cell.settings(seed, tokenizer))
     )
-    manifest = run_stage(run, "train")
-    t = time.perf_counter()
-    ev = evaluate(run, "student")
-    record = RunRecord(
-        cell.name,
-        seed,
-        ev["dev"]["metrics"],
-        ev["test"]["metrics"],
-        manifest.get("seconds", 0.0),
-        time.perf_counter() - t,
-        run.cfg.train.steps,
-        [*bench.budget.overrides, *settings, *cell.settings(seed, tokenizer)],
-    )
+    all_settings = [*bench.budget.overrides, *settings, *cell.settings(seed, tokenizer)]
+    record = train_and_evaluate(run, "student", cell.name, seed, all_settings)
     _write_record(folder, record)
     shutil.rmtree(run.layout.checkpoints, ignore_errors=True)
     shutil.rmtree(run.layout.index("student"), ignore_errors=True)
