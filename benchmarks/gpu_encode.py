@@ -87,7 +87,7 @@ def main() -> None:
             max_length=args.max_length,
             batch_size=args.batch_size,
             device=device,
-            autocast="bf16",
+            precision="bf16",
         )
     texts = passages(args.passages, args.data, enc.model.tokenizer)
     backbone = enc.backbone.model

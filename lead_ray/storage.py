@@ -132,6 +132,16 @@ def atomic_write_json(target: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def readable_by_all(folder: Path) -> None:
+    """Give a folder built by libraries that write private files (safetensors via a temporary
+    file is 0600) the modes of an ordinary output: files 0644, folders 0755 (under the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Build a folder under a temporary name; on success it replaces `target` as a whole.
@@ -150,6 +160,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        readable_by_all(tmp)
         for f in tmp.rglob("*"):
             if f.is_file():
                 with open(f, "rb") as fh:

@@ -57,20 +57,37 @@ class ModelSource(Section):
 
 
 class ColBERTOptions(Section):
-    """Late-interaction knobs; defaults follow the LEAD code (see docs/method.md)."""
+    """Late-interaction knobs. Defaults follow the LEAD code (docs/method.md); a colbert-ai or
+    PyLate checkpoint brings its own conventions (markers, lengths, projection), which these
+    settings override only where given explicitly."""
 
     dim: int | None = None  # linear projection of token states; None = no projection (LEAD)
     normalize: bool = True  # L2-normalise the final layer's token vectors (LEAD: yes)
     normalize_layers: bool = False  # L2-normalise intermediate layers' tokens (LEAD: no)
     query_augmentation: bool = True  # pad queries with [MASK] to max_query_length (LEAD: yes)
-    markers: bool = True  # replace [CLS] by [unused0]/[unused1] for query/doc ("[Q]"/"[D]")
+    attend_to_mask: bool = True  # those [MASK]s are attended (LEAD: yes; colbert-ai, PyLate: no)
+    markers: bool = True  # mark queries / documents with a [Q] / [D] token
+    marker_tokens: tuple[str, str] = ("[unused0]", "[unused1]")  # query, document marker
+    marker_position: Literal["replace_cls", "after_cls"] = "replace_cls"  # LEAD vs colbert-ai
+    mask_punctuation: bool = False  # document punctuation is never matched (colbert-ai, PyLate)
 
 
 class EncoderConfig(Section):
+    # a folder, a Hugging Face Hub id `org/name[@revision]` (from its cache; HF_HUB_OFFLINE and
+    # HF_TOKEN as usual), the packaged MiniLM alias, or {init_from | build | path: ...}
     model: str | ModelSource
     # "auto": what the model folder's sentence-transformers files declare, else "cls"
-    pooling: Literal["auto", "cls", "mean"] = "auto"
-    normalize: bool | None = None  # L2-normalise pooled vectors; None: as the folder declares
+    pooling: Literal["auto", "cls", "mean", "max", "lasttoken"] = "auto"
+    # L2-normalise pooled vectors (cosine similarity); None: as the folder declares (a
+    # sentence-transformers model that ends in Normalize is cosine, else dot)
+    normalize: bool | None = None
+    # multiplies scores before any softmax over candidates (training, KD); None: 20 for cosine
+    # (the sentence-transformers contrastive default), 1 otherwise
+    scale: float | None = Field(None, gt=0)
+    # text put before every query / passage; None: the folder's prompts (sentence-transformers
+    # `prompts`: query; document, passage or corpus), "" for none
+    query_prompt: str | None = None
+    passage_prompt: str | None = None
     shared_towers: bool = True  # one backbone for queries and passages
     max_query_length: int = Field(32, ge=4)
     max_doc_length: int = Field(128, ge=8)
@@ -84,6 +101,9 @@ class EncoderConfig(Section):
 class TeacherConfig(EncoderConfig):
     kind: str = "dual_encoder"  # lead_ray/models/registry.py: dual_encoder, colbert, cross_encoder
     trainable: bool = True  # the paper trains the teacher jointly
+    # start the kind's head (a cross-encoder's classifier, a ColBERT projection) at random when
+    # the folder has none; otherwise a missing head is an error naming its tensors
+    new_head: bool = False
     colbert: ColBERTOptions = ColBERTOptions()
     # a frozen dual encoder's per-layer vectors read from a feature cache (`lead cache-teacher`)
     # instead of a forward pass each step: true = the run's teacher-cache/, or a folder
@@ -225,7 +245,9 @@ class EncodeConfig(Section):
     batch_size: int = Field(64, ge=1)
     max_length: int | None = None  # default: the model's max_doc_length
     shard_rows: int = Field(100_000, ge=1)
-    dtype: Literal["float32", "float16"] = "float32"
+    dtype: Literal["float32", "float16"] = "float32"  # how vectors are stored
+    # how the encoder computes: fp32, or bf16 / fp16 autocast (GPU; where the device supports it)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     actors: int = Field(1, ge=1)  # Ray Data encoder actors
     num_gpus: float = Field(0.0, ge=0)  # per actor
     cpus_per_actor: float = Field(0.5, gt=0)

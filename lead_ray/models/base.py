@@ -55,6 +55,9 @@ class Scores:
     final: torch.Tensor
     layers: torch.Tensor
 
+    def scaled(self, factor: float) -> Scores:
+        return self if factor == 1.0 else Scores(self.final * factor, self.layers * factor)
+
     def own(self, per_query: int) -> Scores:
         """Each query's own block of `per_query` candidates out of an all-pairs [.., B, M]."""
         return Scores(own_candidates(self.final, per_query), own_candidates(self.layers, per_query))
@@ -75,6 +78,7 @@ class Retriever(nn.Module):
         super().__init__()
         self.tokenizer = tokenizer  # each model tokenises its own text (liberal KD)
         self.max_query_length, self.max_doc_length = max_query_length, max_doc_length
+        self.scale = 1.0  # `scores` multiplies by it: the softmax temperature of the similarity
 
     @property
     def num_layers(self) -> int:
@@ -105,6 +109,9 @@ class Retriever(nn.Module):
                 False (all-pairs kinds only) -> against every passage: final [B, M],
                 layers [L, B, M], M = B*N, or every worker's passages when `gather` is given.
             gather: all-gathers passage tensors across workers (dim = the batch dim).
+
+        Scores are multiplied by the model's `scale` (20 for a cosine dual encoder), which sets
+        how peaked every softmax over them is; rankings do not depend on it.
         """
         raise NotImplementedError
 
@@ -155,5 +162,5 @@ class BiEncoder(Retriever):
         p = self.encode_passages(list(passages), layers)
         if gather is not None:
             p = p.map(gather)
-        out = self.score_encoded(q, p)  # [.., B, M]
+        out = self.score_encoded(q, p).scaled(self.scale)  # [.., B, M]
         return out.own(len(passages) // len(queries)) if own else out

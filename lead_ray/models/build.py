@@ -13,18 +13,19 @@ import json
 from pathlib import Path
 
 from lead_ray.config import ColBERTOptions, ConfigError, StudentConfig, TeacherConfig
+from lead_ray.models import formats
 from lead_ray.models.backbone import Backbone, load_tokenizer, make_backbone, resolve_model_path
 from lead_ray.models.base import Retriever
-from lead_ray.models.dual_encoder import DualEncoder, resolve_pooling
+from lead_ray.models.dual_encoder import DualEncoder, Head
 from lead_ray.models.registry import model_class
 
-META = "lead_model.json"
+META = formats.META
 
 
 def read_meta(folder: str) -> dict | None:
-    """The `lead_model.json` of a saved model folder, or None for a folder we did not write."""
-    path = Path(resolve_model_path(folder)) / META
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """The `lead_model.json` of a saved model folder (any model reference), or None for a
+    folder lead-ray did not write."""
+    return formats.read_meta(resolve_model_path(folder))
 
 
 def build_teacher(cfg: TeacherConfig) -> Retriever:
@@ -35,8 +36,10 @@ def build_teacher(cfg: TeacherConfig) -> Retriever:
         raise ConfigError(
             "teacher.model.init_from: only a student can be initialised from the teacher"
         )
-    backbone, tok = make_backbone(src, tokenizer=tok_override)
     folder = resolve_model_path(src.path) if src.path else None
+    if folder is not None:
+        formats.check_kind(folder, cfg.kind, "teacher.kind")
+    backbone, tok = make_backbone(src, tokenizer=tok_override)
     return model_class(cfg.kind).from_config(cfg, backbone, tok, folder)
 
 
@@ -57,12 +60,12 @@ def build_student(cfg: StudentConfig, teacher: Retriever) -> DualEncoder:
     backbone, tok = make_backbone(
         src, teacher=_teacher_backbone(teacher), tokenizer=tok_override or teacher.tokenizer
     )
-    # a dual-encoder teacher's pooling carries over; other kinds have none to inherit
-    is_de = isinstance(teacher, DualEncoder)
-    pooling = cfg.pooling if cfg.pooling != "auto" else (teacher.pooling if is_de else "cls")
-    normalize = cfg.normalize if cfg.normalize is not None else (is_de and teacher.normalize)
-    settings = cfg.model_copy(update={"pooling": pooling, "normalize": normalize})
-    return DualEncoder.from_config(settings, backbone, tok, None)
+    # a dual-encoder teacher's head (pooling, Dense, normalisation, prompts, scale) carries over
+    # to the copy of its blocks; other kinds have none to inherit
+    declared = teacher.declared() if isinstance(teacher, DualEncoder) else Head(pooling="cls")
+    if tok_override is not None:  # another vocabulary: the teacher's prompts may not fit it
+        declared.prompts = {}
+    return DualEncoder.from_config(cfg, backbone, tok, None, declared=declared)
 
 
 def save_model(model: Retriever, folder: str | Path) -> None:
@@ -104,6 +107,5 @@ __all__ = [
     "export_model",
     "load_model",
     "read_meta",
-    "resolve_pooling",
     "save_model",
 ]

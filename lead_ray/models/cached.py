@@ -50,6 +50,7 @@ def teacher_signature(cfg: TeacherConfig) -> dict:
         "layers": src.layers,
         "tokenizer": cfg.tokenizer,
         "pooling": cfg.pooling,
+        "prompts": [cfg.query_prompt, cfg.passage_prompt],
         "normalize": cfg.normalize,
         "max_query_length": cfg.max_query_length,
         "max_doc_length": cfg.max_doc_length,
@@ -144,6 +145,9 @@ class CachedDualEncoder(DualEncoder):
             passage_backbone=live.passage_backbone,
             pooling=live.pooling,
             normalize=live.normalize,
+            dense=list(live.dense),
+            prompts=live.prompts,
+            scale=live.scale,
             max_query_length=live.max_query_length,
             max_doc_length=live.max_doc_length,
         )

@@ -20,6 +20,23 @@ def pool_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (states * m).sum(-2) / m.sum(-2).clamp(min=1.0)
 
 
+def pool_max(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Max over non-padding tokens. states [..., B, T, H], mask [B, T] -> [..., B, H]."""
+    pad = (mask == 0).unsqueeze(-1)  # [B, T, 1]
+    return states.masked_fill(pad, torch.finfo(states.dtype).min).max(dim=-2).values
+
+
+def pool_last(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The last non-padding token (right padding).
+
+    states [..., B, T, H], mask [B, T] -> [..., B, H]."""
+    last = (mask.sum(-1) - 1).clamp(min=0)  # [B]
+    return states[..., torch.arange(mask.shape[0], device=states.device), last, :]
+
+
+POOLING = {"cls": pool_cls, "mean": pool_mean, "max": pool_max, "lasttoken": pool_last}
+
+
 def dot_scores(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """Inner products of every query with every passage.
 
@@ -43,21 +60,22 @@ def maxsim_scores(
     score(q, p) = sum_{i: q_mask_i} max_{j: p_mask_j} <q_i, p_j>
 
     q [..., B, Tq, H], q_mask [B, Tq], p [..., M, Tp, H], p_mask [M, Tp] -> [..., B, M].
-    Passages are processed `chunk` at a time to bound the [B, M, Tq, Tp] similarity tensor.
+    Passages are processed `chunk` at a time to bound the [B, M, Tq, Tp] similarity tensor. The
+    result is float32 whatever the inputs' dtype (the sum over query tokens is done in fp32).
 
     >>> q = torch.tensor([[[1., 0.], [0., 1.]]]); p = torch.tensor([[[1., 0.], [5., 5.]]])
     >>> maxsim_scores(q, torch.ones(1, 2), p, torch.tensor([[1., 0.]]))
     tensor([[1.]])
     """
-    neg = torch.finfo(q.dtype).min
-    qm = q_mask.to(q.dtype)  # [B, Tq]
+    qm = q_mask.to(torch.float32)  # [B, Tq]
     out = []
     for start in range(0, p.shape[-3], chunk):
         pc = p[..., start : start + chunk, :, :]  # [..., m, Tp, H]
         pm = p_mask[start : start + chunk].bool()  # [m, Tp]
         sim = torch.einsum("...bqh,...mph->...bmqp", q, pc)  # [..., B, m, Tq, Tp]
-        sim = sim.masked_fill(~pm[None, :, None, :], neg)
-        best = sim.max(dim=-1).values  # [..., B, m, Tq]
+        # the fill value of the scores' own dtype (bf16 under autocast: fp32's min overflows it)
+        sim = sim.masked_fill(~pm[None, :, None, :], torch.finfo(sim.dtype).min)
+        best = sim.max(dim=-1).values.float()  # [..., B, m, Tq]; summed in fp32
         out.append((best * qm[:, None, :]).sum(-1))  # [..., B, m]
     return torch.cat(out, dim=-1)
 
