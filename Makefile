@@ -10,12 +10,16 @@ OUT    ?= runs/quickstart
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt tests/oracles/requirements-colbert-ai.txt tests/oracles/requirements-pylate.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)" -c constraints.txt -e ".[cpu,dev]"
 	@# DeepSpeed JIT-builds its CPU communication op on first use (~35 s); build it once here.
 	$(BIN)/python -c "from deepspeed.accelerator import get_accelerator as g; g().create_op_builder('ShareMemCommBuilder').load()" >/dev/null 2>&1 || true
+	@# The stock ColBERT libraries the format tests compare with pin older transformers: each goes
+	@# into its own folder, put on the path only in the test's subprocess (tests/oracles/).
+	$(BIN)/pip install -q --no-deps --target $(VENV)/oracles/colbert-ai -r tests/oracles/requirements-colbert-ai.txt
+	$(BIN)/pip install -q --no-deps --target $(VENV)/oracles/pylate -r tests/oracles/requirements-pylate.txt
 	touch $@
 
 quickstart: setup

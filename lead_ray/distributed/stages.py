@@ -11,8 +11,9 @@ from lead_ray.stages.run import Run
 
 def train(run: Run, target: Target) -> dict:
     from lead_ray.distributed.train import run_training
+    from lead_ray.stages.steps import trained
 
-    return run_training(run)
+    return trained(run, run_training(run))
 
 
 def encode(run: Run, target: Target) -> dict:

@@ -96,13 +96,22 @@ def train(run: Run, target: Target) -> dict:
 
     if (done := finished_training(run.layout.train, run.cfg)) is not None:
         return done
-    return fit_local(
+    manifest = fit_local(
         run.cfg,
         run.layout.train,
         run.training_data(),
         teacher_cache=run.teacher_cache(),
         progress=run.progress,
     )
+    return trained(run, manifest)
+
+
+def trained(run: Run, manifest: dict) -> dict:
+    """After either trainer: the exported student gets its model card."""
+    from lead_ray.models.card import write_model_card
+
+    write_model_card(run.layout.trained_model("student"), run.cfg)
+    return manifest
 
 
 # ----------------------------------------------------------------------------- corpus flow
@@ -301,4 +310,9 @@ def report(run: Run, target: Target) -> dict:
         path = run.layout.evaluation(run.system(name).name, run.eval_split)
         if path.is_file():
             results[name] = json.loads(path.read_text(encoding="utf-8"))
+    student = run.layout.trained_model("student")
+    if "student" in results and student.is_dir():  # the card gets the student's numbers
+        from lead_ray.models.card import write_model_card
+
+        write_model_card(student, run.cfg, results["student"]["metrics"], run.eval_split)
     return write_run_card(run, results)
