@@ -15,8 +15,13 @@ from colbert.modeling.colbert import ColBERT, colbert_score
 
 encoder, out, inputs, outputs = sys.argv[1:5]
 spec = json.loads(open(inputs, encoding="utf-8").read())
-config = ColBERTConfig(checkpoint=encoder, dim=spec["dim"], query_maxlen=spec["query_maxlen"],
-                       doc_maxlen=spec["doc_maxlen"], amp=False)
+config = ColBERTConfig(
+    checkpoint=encoder,
+    dim=spec["dim"],
+    query_maxlen=spec["query_maxlen"],
+    doc_maxlen=spec["doc_maxlen"],
+    amp=False,
+)
 torch.manual_seed(0)
 ColBERT(name=encoder, colbert_config=config).save(out)
 ckpt = Checkpoint(out, colbert_config=ColBERTConfig(amp=False)).eval()

@@ -14,8 +14,13 @@ from pylate import models, scores
 encoder, out, inputs, outputs = sys.argv[1:5]
 spec = json.loads(open(inputs, encoding="utf-8").read())
 torch.manual_seed(0)
-model = models.ColBERT(model_name_or_path=encoder, embedding_size=spec["dim"], device="cpu",
-                       query_length=spec["query_maxlen"], document_length=spec["doc_maxlen"])
+model = models.ColBERT(
+    model_name_or_path=encoder,
+    embedding_size=spec["dim"],
+    device="cpu",
+    query_length=spec["query_maxlen"],
+    document_length=spec["doc_maxlen"],
+)
 model.save(out)
 model = models.ColBERT(model_name_or_path=out, device="cpu")
 q = model.encode(spec["queries"], is_query=True, convert_to_tensor=True)
