@@ -140,9 +140,9 @@ ABLATIONS = [
         note="last K layers of each model: student (0,1) <-> teacher (4,5)",
     ),
     Cell(
-        "de/teacher-init/lead-skip",
+        "de/teacher-init/lead-skip",  # measured as `skip` before it became the official map
         "de",
-        ("lead.selection=skip",),
+        ("lead.selection=depth",),
         cached_teacher=True,
         note="same relative depth: student (0,1) <-> teacher (2,5)",
     ),

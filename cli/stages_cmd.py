@@ -23,6 +23,10 @@ SystemOpt = Annotated[
         "dual-encoder model folder. Default: encode.model (encode, index) or student.",
     ),
 ]
+RunOpt = Annotated[
+    Path,
+    typer.Option("--run", help="The run file to re-rank: TREC, MS MARCO or Tevatron format."),
+]
 SplitOpt = Annotated[
     str | None, typer.Option(help="Query split (default: search.split, else data.eval_split).")
 ]
@@ -56,6 +60,11 @@ def _show(name: str, run, result: dict[str, Any], system: str | None, split: str
 
     if name == "search":
         return _show_search(run, result, system, split)
+    if name == "rerank":
+        typer.echo(f"run: {run.layout.reranked}  ({result['queries']} queries, {result['mode']})")
+        for metric, value in (result.get("metrics") or {}).items():
+            typer.echo(f"  {metric:<10} {value:.4f}")
+        return None
     if name == "report":
         from lead_ray.cli.pipeline_cmd import headline
 
@@ -106,10 +115,13 @@ def _verb(name: str, summary: str, per_system: bool, per_split: bool, has_ray: b
         system: str | None = None,
         split: str | None = None,
         ray: bool = False,
+        first_stage: Path | None = None,
     ) -> None:
         from lead_ray.config import save_resolved
         from lead_ray.stages.dispatch import run_stage
 
+        if first_stage is not None:  # `lead rerank --run RUN`
+            overrides = [*(overrides or []), f"search.first_stage={first_stage.resolve()}"]
         run = open_run(config, out, overrides, progress)
 
         def go():
@@ -135,6 +147,7 @@ def _verb(name: str, summary: str, per_system: bool, per_split: bool, has_ray: b
         (per_system, "system", SystemOpt, None),
         (per_split, "split", SplitOpt, None),
         (has_ray, "ray", RayOpt, False),
+        (name == "rerank", "first_stage", RunOpt, ...),
     ):
         if flag:
             params.append(

@@ -157,7 +157,9 @@ def test_random_pairs_sorted_distinct_in_range_and_resampled_every_r_steps(n_s, 
 
 def test_fixed_selections():
     assert layer_pairs("last", 6, 12, 5) == list(zip(range(1, 6), range(7, 12), strict=True))
-    assert layer_pairs("skip", 6, 12, 5) == [(1, 3), (2, 5), (3, 7), (4, 9), (5, 11)]
+    # the official code's `layer_selection_skip`: student 1..5 <-> teacher 0, 2, 4, 6, 8
+    assert layer_pairs("skip", 6, 12, 5) == [(1, 0), (2, 2), (3, 4), (4, 6), (5, 8)]
+    assert layer_pairs("depth", 6, 12, 5) == [(1, 3), (2, 5), (3, 7), (4, 9), (5, 11)]
     assert layer_pairs("last", 2, 4, "all") == [(0, 2), (1, 3)]
     assert layer_pairs("map", 2, 4, 1, explicit=[(0, 1), (1, 3)]) == [(0, 1), (1, 3)]
     with pytest.raises(ValueError, match="out of range"):

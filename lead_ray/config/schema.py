@@ -67,7 +67,7 @@ class ColBERTOptions(Section):
     query_augmentation: bool = True  # pad queries with [MASK] to max_query_length (LEAD: yes)
     attend_to_mask: bool = True  # those [MASK]s are attended (LEAD: yes; colbert-ai, PyLate: no)
     markers: bool = True  # mark queries / documents with a [Q] / [D] token
-    marker_tokens: tuple[str, str] = ("[unused0]", "[unused1]")  # query, document marker
+    marker_tokens: tuple[str, str] = ("[unused1]", "[unused2]")  # query, document (LEAD's)
     marker_position: Literal["replace_cls", "after_cls"] = "replace_cls"  # LEAD vs colbert-ai
     mask_punctuation: bool = False  # document punctuation is never matched (colbert-ai, PyLate)
 
@@ -144,7 +144,7 @@ class LossWeights(Section):
 
 class LeadConfig(Section):
     layers: int | Literal["all"] = 5  # K pairs; capped by the shallower model
-    selection: Literal["random", "last", "skip", "map"] = "random"
+    selection: Literal["random", "last", "skip", "depth", "map"] = "random"
     map: list[tuple[int, int]] | None = None  # explicit (student_layer, teacher_layer) pairs
     resample_every: int = Field(10, ge=1)  # optimizer steps between random draws
     temperature: float = Field(1.0, gt=0)  # divides teacher scores only (LEAD code)

@@ -126,7 +126,9 @@ def layer_pairs(
               steps; a pure function of (seed, step // resample_every), hence identical on every
               worker and across a resume.
       last:   the last K layers of each model.
-      skip:   the student's last K layers, each with the teacher layer at the same relative
+      skip:   the official code's map: the student's last K layers with every (Lt/Ls)-th teacher
+              layer from the first (6 -> 12 layers, K = 5: student 1..5 <-> teacher 0,2,4,6,8).
+      depth:  the student's last K layers, each with the teacher layer at the same relative
               depth (student block s <-> teacher block round((s+1) * Lt/Ls) - 1).
       map:    the explicit list.
     """
@@ -148,6 +150,8 @@ def layer_pairs(
     if selection == "last":
         teacher = list(range(n_teacher - k, n_teacher))
     elif selection == "skip":
+        teacher = [min(n_teacher - 1, round(i * n_teacher / n_student)) for i in range(k)]
+    elif selection == "depth":
         teacher = [max(0, round((s + 1) * n_teacher / n_student) - 1) for s in student]
     else:
         raise ValueError(f"unknown layer selection {selection!r}")

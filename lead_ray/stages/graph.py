@@ -124,6 +124,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           per_system=True, per_split=True, settings=("evaluate", "data.dev_fraction",
                                                      "data.split_seed"),
           inputs=lambda run, t: _run_files(run, t, ("trec", "json")) + run.qrels_files(t.split)),
+    Stage("rerank", "the configured teacher re-ranks a run file (--run): run.trec, and metrics "
+          "when the split has qrels", HERE + "rerank",
+          lambda run, t: [run.layout.reranked, run.layout.reranked_summary], per_split=True),
     Stage("report", "the run card: report.md, metrics.json and plots", HERE + "report",
           lambda run, t: [run.layout.report, run.layout.metrics, run.layout.plots],
           needs=("evaluate",)),

@@ -43,6 +43,9 @@ PATHS = {
     "checkpoints": "train/checkpoints",
     "train_metrics": "train/metrics.jsonl",
     "stamps": ".stages",  # what the stamped stages (search, evaluate) last ran on
+    "reranked": "run.trec",  # `lead rerank`: a run re-ranked by the teacher (TREC)
+    "reranked_tsv": "run.tsv",
+    "reranked_summary": "rerank.json",
     "report": "report.md",  # the run card
     "metrics": "metrics.json",
     "plots": "plots",

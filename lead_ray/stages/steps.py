@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from lead_ray.stages.graph import Target
@@ -238,21 +239,34 @@ def _index_search(run: Run, system, model, qids: list[str], searcher) -> tuple[d
     return ids.to_run(qids, scores, rows), facts
 
 
-def _rerank(run: Run, model, qids: list[str], split: str) -> tuple[dict, dict]:
+def first_stage_run(run: Run, split: str) -> Path:
+    """The run a re-ranker reads: `search.first_stage` as a run file, else as a system of this
+    run folder (its run on `split`)."""
+    first = run.cfg.search.first_stage
+    if Path(first).is_file():
+        return Path(first)
+    path = run.layout.run_file(run.system(first).name, split)
+    if not path.is_file():
+        from lead_ray.config import ConfigError
+
+        raise ConfigError(
+            f"search.first_stage={first!r}: no run file {first} and no run {path} "
+            "to re-rank (search that system first, or name a run file)"
+        )
+    return path
+
+
+def _rerank(run: Run, model, qids: list[str] | None, split: str) -> tuple[dict, dict]:
+    """`model` re-ranks the first stage's top `search.rerank_depth` of each query (of `qids`,
+    or every query of the run); -> (run, facts)."""
     from lead_ray.data.runs import read_run
     from lead_ray.evaluation.rerank import rerank
 
     cfg = run.cfg.search
-    first_file = run.layout.run_file(run.system(cfg.first_stage).name, split)
-    if not first_file.is_file():
-        from lead_ray.config import ConfigError
-
-        raise ConfigError(
-            f"search.first_stage={cfg.first_stage!r}: no run {first_file} to re-rank "
-            f"(search that system first)"
-        )
-    wanted = set(qids)
-    first = {q: r for q, r in read_run(first_file).items() if q in wanted}
+    first = read_run(first_stage_run(run, split))
+    if qids is not None:
+        wanted = set(qids)
+        first = {q: r for q, r in first.items() if q in wanted}
     t = time.perf_counter()
     result = rerank(model, first, run.queries, run.store, cfg.rerank_depth, run.cfg.data.title)
     seconds = time.perf_counter() - t
@@ -260,6 +274,37 @@ def _rerank(run: Run, model, qids: list[str], split: str) -> tuple[dict, dict]:
         "mode": f"re-ranks {cfg.first_stage} top-{cfg.rerank_depth}",
         "rerank_qps": len(result) / seconds if seconds > 0 else None,
     }
+
+
+def rerank(run: Run, target: Target) -> dict:
+    """`lead rerank`: the configured teacher re-ranks a run (`search.first_stage`): run.trec,
+    run.tsv and rerank.json (with metrics when the split has qrels) in the run folder."""
+    from lead_ray.data.runs import write_msmarco_run, write_trec_run
+    from lead_ray.evaluation.metrics import evaluate as score_run
+    from lead_ray.models.build import build_teacher
+
+    layout, split = run.layout, target.split
+    model = build_teacher(run.cfg.teacher).eval()
+    result, facts = _rerank(run, model, None, split)
+    write_trec_run(layout.reranked, result, tag="rerank")
+    write_msmarco_run(layout.reranked_tsv, result)
+    summary = {
+        "teacher": run.cfg.teacher.kind,
+        "split": split,
+        "queries": len(result),
+        "first_stage": str(first_stage_run(run, split)),
+        **facts,
+    }
+    if run.has_qrels(split):
+        metrics = score_run(
+            layout.reranked,
+            run.qrels(split),
+            run.cfg.evaluate.metrics,
+            trec_dl=run.cfg.evaluate.trec_dl,
+        )
+        summary["metrics"] = metrics["aggregate"]
+    atomic_write_json(layout.reranked_summary, summary)
+    return summary
 
 
 # ----------------------------------------------------------------------------- evaluation
