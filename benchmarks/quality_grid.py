@@ -206,7 +206,17 @@ ABLATIONS = [
 
 def all_cells() -> list[Cell]:
     warmups = [
-        Cell(f"teacher/{k}", k, (f"teacher.kind={KIND_NAMES[k]}", *WARMUP), warmup=True)
+        # the cross-encoder starts a new head (the LEAD code's linear on [CLS]) on MiniLM
+        Cell(
+            f"teacher/{k}",
+            k,
+            (
+                f"teacher.kind={KIND_NAMES[k]}",
+                *WARMUP,
+                *(["teacher.new_head=true"] if k == "ce" else []),
+            ),
+            warmup=True,
+        )
         for k in TEACHER_KINDS
     ]
     students = [c for k in TEACHER_KINDS for c in _students(k)]

@@ -405,3 +405,27 @@ def test_lead_rerank_checks_a_teacher_on_a_published_run(tmp_path):
     lines = (tmp_path / "out" / "run.trec").read_text().splitlines()
     assert len(lines) == 43 * 30 and lines[0].split()[1] == "Q0"
     assert summary["metrics"]["nDCG@10"] > 0.6 > 0.5058
+
+
+def test_encode_precision_runs_under_autocast_and_matches_fp32(tmp_path):
+    """encode.precision: bf16 and fp16 autocast where the device supports them (this CPU does),
+    close to fp32; a name that is no precision is one clear error."""
+    import numpy as np
+
+    from lead_ray.corpus.encode import CorpusEncoder, autocast_dtype
+
+    batch = {
+        "doc_idx": np.arange(4),
+        "doc_id": np.array(list("abcd"), dtype=object),
+        "title": np.array([""] * 4, dtype=object),
+        "text": np.array(PASSAGES, dtype=object),
+    }
+    vecs = {
+        p: CorpusEncoder("all-MiniLM-L6-v2", precision=p, device="cpu")(batch)["emb"]
+        for p in ("fp32", "bf16", "fp16")
+    }
+    for p in ("bf16", "fp16"):
+        cos = (vecs[p] * vecs["fp32"]).sum(-1)  # unit vectors (the model normalises)
+        assert cos.min() > 0.99, (p, cos)
+    with pytest.raises(ConfigError, match="one of fp32, bf16, fp16"):
+        autocast_dtype("int8", torch.device("cpu"))

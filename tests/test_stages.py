@@ -204,3 +204,12 @@ class ProjectedDualEncoder(DualEncoder):
     def save(self, folder):
         save_with_head(self.query_backbone, self.proj, folder, self.HEAD)
         return {"pooling": self.pooling, "normalize": self.normalize}
+
+
+def test_a_verb_whose_upstream_is_missing_names_the_verb_to_run(tmp_path):
+    result = CliRunner().invoke(
+        app, ["search", str(TINY), "--out", str(tmp_path), "--system", "teacher", "--no-progress"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "search needs index first" in result.output and "lead index" in result.output
+    assert "--system teacher" in result.output and "Traceback" not in result.output

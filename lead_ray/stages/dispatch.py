@@ -58,6 +58,7 @@ def run_stage(
     target = target_of(run, st, system, split)
     for need in missing_needs(run, st):
         run_stage(run, need)
+    check_needs(run, st, target)
     name = label(run, st, target)
     stamp = stamp_digest(run, st, target) if st.inputs is not None else None
     if stamp is not None and is_stamped(run, st, target, stamp):
@@ -90,6 +91,27 @@ def missing_needs(run: Run, st: Stage) -> list[str]:
     if "mine" in st.needs and run.needs_mining() and run.examples_file() is None:
         missing.append("mine")
     return missing
+
+
+def check_needs(run: Run, st: Stage, target: Target) -> None:
+    """ConfigError naming the verb to run when an upstream stage's outputs for this target are
+    missing (the stage itself would fail later, less clearly)."""
+    from lead_ray.config import ConfigError
+
+    for need in st.needs:
+        upstream = stage(need)
+        if need in ("prepare", "mine") or upstream.per_system != st.per_system:
+            continue  # run above when missing, or not per system (the report)
+        if need == "index" and not run.is_dual_encoder(run.system(target.system)):
+            continue  # a re-ranker reads its first stage's run, checked by the search itself
+        t = target_of(run, upstream, target.system, target.split)
+        missing = [p for p in upstream.outputs(run, t) if not _complete(p)]
+        if missing:
+            where = f" --system {target.system}" if target.system else ""
+            raise ConfigError(
+                f"{st.name} needs {need} first: {missing[0]} is missing or incomplete "
+                f"(run `lead {need} CONFIG --out {run.layout.root}{where}`)"
+            )
 
 
 def prepared(run: Run) -> bool:
