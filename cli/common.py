@@ -10,6 +10,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from lead_ray.distributed.jobs import VERBS as JOB_VERBS
+
 # The verbs, one module each; a module exposes `register(app)`.
 COMMAND_MODULES = (
     "stages_cmd",
@@ -43,6 +45,38 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", help="Override a config value: key.path=value (repeatable)."),
 ]
 ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars.")]
+
+
+# what `lead submit --verb` runs on a cluster and `lead doctor --verb` checks: every stage verb,
+# the pipeline and the doctor itself
+SUBMIT_VERBS = JOB_VERBS
+
+
+def check_verb(value: str | None) -> str | None:
+    """Typer callback: a verb `lead submit` / `lead doctor` know, else exit 2 with the list."""
+    if value is not None and value not in SUBMIT_VERBS:
+        import difflib
+
+        close = difflib.get_close_matches(value, SUBMIT_VERBS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise typer.BadParameter(f"unknown verb {value!r}{hint}; one of {', '.join(SUBMIT_VERBS)}")
+    return value
+
+
+def reflow(text: str | None) -> str | None:
+    """Help text as paragraphs: single line breaks (docstring wrapping) become spaces, so the
+    terminal wraps it evenly; blank lines still separate paragraphs.
+
+    >>> reflow("one\n    two\n\nthree")
+    'one two\n\nthree'
+    """
+    if not text:
+        return text
+    import inspect
+    import re
+
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(text))
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
 def command_modules() -> list[ModuleType]:

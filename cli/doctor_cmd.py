@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lead_ray.cli.common import SetOpt, fail, load
+from lead_ray.cli.common import SUBMIT_VERBS, SetOpt, check_verb, fail, load
 
 
 def _cluster_facts(address: str):
@@ -53,8 +53,9 @@ def register(app: typer.Typer) -> None:
         verb: Annotated[
             str | None,
             typer.Option(
-                help="Check one stage only: train | encode | "
-                "index | search (default: the whole pipeline)."
+                help="Check what one verb needs (the verbs `lead submit --verb` takes: "
+                f"{', '.join(SUBMIT_VERBS)}); default: the whole pipeline.",
+                callback=check_verb,
             ),
         ] = None,
         overrides: SetOpt = None,

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
                 "--metrics",
                 "-m",
                 help="Metric, repeatable (nDCG@10, RR@10, R@100, AP, AP(rel=2), P@10). "
-                "Default: the config's evaluate.metrics.",
+                "Default: the evaluate.metrics default (nDCG@10, RR@10, R@100, AP).",
             ),
         ] = None,
         trec_dl: Annotated[

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from lead_ray.cli.common import ConfigArg, SetOpt, fail, load, user_errors
+from lead_ray.cli.common import SUBMIT_VERBS, ConfigArg, SetOpt, check_verb, fail, load, user_errors
 
 AddressOpt = Annotated[
     str | None,
@@ -89,8 +89,7 @@ def register(app: typer.Typer) -> None:
         verb: Annotated[
             str,
             typer.Option(
-                help="The verb to run there: a stage (prepare, mine, "
-                "cache-teacher, train, encode, index, search, report), pipeline or doctor."
+                help=f"The verb to run there: {', '.join(SUBMIT_VERBS)}.", callback=check_verb
             ),
         ] = "train",
         overrides: SetOpt = None,

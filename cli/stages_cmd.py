@@ -46,7 +46,7 @@ DONE = {
     "mine": "examples: {file}  ({examples} queries)",
     "cache-teacher": "teacher cache: {folder}  ({queries} queries, {passages} passages, "
     "{layers} layers)",
-    "train": "student: {folder}/student  ({steps} steps)",
+    "train": "student: {folder}/{selected}  ({stopped_at} of {steps} steps{why})",
     "encode": "embeddings: {folder}  ({rows:,} rows, {n_shards} shards, dim {dim}, {dtype}; "
     "encoded now: {n_encoded} shards{rate})",
     "index": "index: {folder}  ({factory}, {n_shards} shards)",
@@ -82,6 +82,9 @@ def _show(name: str, run, result: dict[str, Any], system: str | None, split: str
         "n_shards": len(result.get("shards", [])),
         "n_encoded": len(last.get("encoded", [])),
         "rate": f", {last['docs_per_s']:,.1f} docs/s" if last.get("docs_per_s") else "",
+        "selected": result.get("selected", "student"),
+        "stopped_at": result.get("stopped_at", result.get("steps")),
+        "why": f"; {result['selection']['why']}" if result.get("selection") else "",
     }
     typer.echo(DONE[name].format(**fields))
 

@@ -38,16 +38,18 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    given = {}
     for item in overrides or []:
-        apply_override(data, item)
+        given[apply_override(data, item)] = item
     try:
         return Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_errors(err, str(path), root)) from None
+        raise ConfigError(format_errors(err, str(path), root, given)) from None
 
 
-def apply_override(data: dict[str, Any], item: str) -> None:
-    """Apply one `a.b.c=value` override in place; the value is parsed as a YAML scalar/list."""
+def apply_override(data: dict[str, Any], item: str) -> tuple[str, ...]:
+    """Apply one `a.b.c=value` override in place (the value is parsed as a YAML scalar or list);
+    returns the key path."""
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE")
@@ -65,6 +67,38 @@ def apply_override(data: dict[str, Any], item: str) -> None:
             raise ConfigError(f"--set {item!r}: {part!r} is not a section")
         node = child
     node[parts[-1]] = value
+    return tuple(parts)
+
+
+def _section_model(loc: tuple[Any, ...]):
+    """The pydantic section model at a key path (None past a plain value)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    model = Config
+    for part in loc:
+        field = model.model_fields.get(str(part)) if model else None
+        if field is None:
+            return None
+        kinds = typing.get_args(field.annotation) or (field.annotation,)
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+    return model
+
+
+def closest_key(loc: tuple[Any, ...]) -> str | None:
+    """The known key closest to an unknown one (`train.stepz` -> `train.steps`), or None.
+
+    >>> closest_key(("train", "stepz"))
+    'train.steps'
+    """
+    import difflib
+
+    model = _section_model(loc[:-1])
+    if model is None:
+        return None
+    found = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return ".".join([*map(str, loc[:-1]), found[0]]) if found else None
 
 
 def _yaml_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -82,20 +116,35 @@ def _yaml_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def format_errors(err: ValidationError, source: str, root: yaml.Node | None) -> str:
+def format_errors(
+    err: ValidationError,
+    source: str,
+    root: yaml.Node | None,
+    overrides: dict[tuple[str, ...], str] | None = None,
+) -> str:
+    """One line per problem, naming where it came from: `--set KEY=VALUE` for an override, else
+    the file and the YAML line; an unknown key gets the closest known one."""
     lines = []
     for e in err.errors():
         # pydantic puts union-branch names ("str", "ModelSource") into loc; keep real keys only
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p[:1].isupper()))
         loc = tuple(p for p in loc if p not in ("str",))
         key = ".".join(str(p) for p in loc) or "<top>"
-        where = source
-        line = _yaml_line(root, loc)
-        if line is not None:
-            where += f":{line}"
+        given = next(
+            (item for path, item in (overrides or {}).items() if loc[: len(path)] == path), None
+        )
+        if given is not None:
+            where = f"--set {given}"
+        else:
+            where = source
+            line = _yaml_line(root, loc)
+            if line is not None:
+                where += f":{line}"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
+            if (close := closest_key(loc)) is not None:
+                msg += f" (did you mean {close}?)"
         elif "input" in e and e["type"] not in ("missing",):
             msg += f" (got {e['input']!r})"
         lines.append(f"{where}: {key}: {msg}")

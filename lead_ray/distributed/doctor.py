@@ -201,13 +201,18 @@ def cluster_facts() -> Facts:
 # ----------------------------------------------------------------------------- needs and verdict
 
 
+RESOURCE_STAGES = ("train", "encode", "index", "search")  # what asks Ray for CPUs / GPUs
+# the resource-using stages each verb runs (`lead submit --verb` and `lead doctor --verb` take
+# the same verbs); a verb not named runs none of them at scale (prepare, report, doctor)
+VERB_STAGES = {"mine": ("encode",), "cache-teacher": ("train",), "rerank": ("search",),
+               "pipeline": RESOURCE_STAGES, None: RESOURCE_STAGES}  # fmt: skip
+
+
 def stages_for(verb: str | None) -> tuple[str, ...]:
-    """The stages a verb runs (all of them for `pipeline` or no verb)."""
-    return (
-        (verb,)
-        if verb in ("train", "encode", "index", "search")
-        else ("train", "encode", "index", "search")
-    )
+    """The resource-using stages a verb runs (all of them for `pipeline` or no verb)."""
+    if verb in RESOURCE_STAGES:
+        return (verb,)
+    return VERB_STAGES.get(verb, ())
 
 
 def needs(cfg: Config, verb: str | None = None) -> dict[str, dict[str, float]]:
