@@ -431,3 +431,43 @@ def test_zero3_frozen_teacher_exports_full_weights(ray_local, tmp_path):
     for name, value in initial.state_dict().items():
         if name in teacher:
             torch.testing.assert_close(teacher[name], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_zero3_workers_evaluate_on_dev_keep_the_best_and_stop_early(ray_local, tmp_path):
+    """Under ZeRO-3 every rank evaluates the dev set (the forward passes gather the partitioned
+    weights together); the consolidated student-best re-scores to the best dev value logged, the
+    run stops where its log says, and the driver wrote the TensorBoard events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lead_ray.distill.dev_eval import BestStudent, dev_metrics
+    from lead_ray.models.build import load_model
+    from lead_ray.stages.run import Run
+
+    cfg = tiny(
+        "train.backend=ray",
+        "train.workers=2",
+        "train.deepspeed.stage=3",
+        "data.dev_fraction=0.25",
+        "train.eval_every=3",
+        "train.early_stop=2",
+        "train.steps=30",
+        "train.checkpoint_every=6",
+    )
+    manifest, out = train(cfg, tmp_path / "run")
+    evals = [(r["step"], r["dev_nDCG@10"]) for r in records(out) if "dev_nDCG@10" in r]
+    tracker, stop = BestStudent("nDCG@10", patience=2), 30
+    for step, value in evals:
+        tracker.update(step, {"dev_nDCG@10": value})
+        if tracker.should_stop:
+            stop = step
+            break
+    assert manifest["stopped_at"] == stop == evals[-1][0]
+    assert manifest["selection"]["best_step"] == tracker.step
+    best = load_model(str(out / "student-best"))
+    rescored = dev_metrics(best, Run(cfg, tmp_path / "run").dev_set())["dev_nDCG@10"]
+    assert rescored == pytest.approx(tracker.best, abs=1e-5)
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("dev/nDCG@10")] == [s for s, _ in evals]

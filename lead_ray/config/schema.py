@@ -192,6 +192,16 @@ class TrainConfig(Section):
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
     max_failures: int = Field(1, ge=0)
     threads: int | None = None  # torch intra-op threads per process (None: torch default)
+    # dev evaluation: every `eval_every` optimizer steps (and at the last step) the student
+    # re-ranks each dev query's first-stage candidates (the mining model's top `eval_depth`, or
+    # `dev_run`); None = every `checkpoint_every` steps when the run has a dev split, 0 = never
+    eval_every: int | None = Field(None, ge=0)
+    eval_depth: int = Field(100, ge=1)
+    eval_queries: int | None = Field(None, ge=1)  # at most this many dev queries (the first)
+    eval_metric: str = "nDCG@10"  # what `student-best` maximises (an ir-measures name)
+    dev_run: str | None = None  # a run file with the dev queries' candidates (TREC or MS MARCO)
+    early_stop: int = Field(0, ge=0)  # stop after this many evaluations without a gain; 0: never
+    select: Literal["best", "last"] = "best"  # the student later stages use (with a dev split)
 
 
 # ----------------------------------------------------------------------------- data
@@ -285,6 +295,17 @@ class EvaluateConfig(Section):
     trec_dl: bool = False  # relevance >= 2 counts for AP and recall (TREC DL convention)
 
 
+class TrackConfig(Section):
+    """Where training metrics go besides train/metrics.jsonl (written by rank 0 / the driver)."""
+
+    tensorboard: bool = True  # event files in train/tensorboard (`tensorboard --logdir`)
+    mlflow: bool = False
+    mlflow_uri: str | None = None  # a tracking server; None: a file store in train/mlruns
+    wandb: bool = False
+    wandb_mode: Literal["online", "offline"] = "online"  # offline: files in train/wandb only
+    project: str | None = None  # MLflow experiment / W&B project (default: the config's name)
+
+
 class RayConfig(Section):
     address: str | None = None  # None: start a local Ray; "auto" or ray://host:port: join
     num_cpus: int | None = None  # local Ray only
@@ -303,6 +324,7 @@ class Config(Section):
     index: IndexConfig = IndexConfig()
     search: SearchConfig = SearchConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    track: TrackConfig = TrackConfig()
     ray: RayConfig = RayConfig()
 
     def to_dict(self) -> dict[str, Any]:

@@ -36,9 +36,16 @@ def config_fingerprint(cfg_dict: dict) -> str:
         "export_every_checkpoint",
         "max_failures",
         "threads",
+        "eval_every",
+        "eval_depth",
+        "eval_queries",
+        "eval_metric",
+        "dev_run",
+        "early_stop",
+        "select",
     ):
         cfg.get("train", {}).pop(key, None)
-    for section in ("mine", "encode", "index", "search", "evaluate", "ray", "name"):
+    for section in ("mine", "encode", "index", "search", "evaluate", "track", "ray", "name"):
         cfg.pop(section, None)
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -78,22 +78,32 @@ def check_resumable(out: Path, cfg: Config) -> None:
 
 
 def fit_local(
-    cfg: Config, out: Path, data, *, teacher_cache: Path | None = None, progress: bool = True
+    cfg: Config,
+    out: Path,
+    data,
+    *,
+    teacher_cache: Path | None = None,
+    progress: bool = True,
+    dev=None,
 ) -> dict:
     """Train in this process; resumes from the newest checkpoint in `out`.
 
     Args:
         data: the `TrainingData` (lead_ray/data/batching.py) batches are drawn from.
         teacher_cache: a teacher feature cache to answer a frozen dual-encoder teacher from.
+        dev: a `DevSet` (lead_ray/distill/dev_eval.py) evaluated every `train.eval_every` steps;
+            the best student goes to `out/student-best`.
     Returns:
         The manifest; a folder already complete for the same config is not trained again.
     """
+    from lead_ray.distill.dev_eval import Selection, eval_interval
     from lead_ray.distill.lead_model import build_lead_model, pairs_at
     from lead_ray.distill.metrics_log import MetricsLog
     from lead_ray.distill.optim import LocalUpdater, train_step
+    from lead_ray.distill.tracking import open_tracking
     from lead_ray.models.build import export_model
     from lead_ray.progress import bar
-    from lead_ray.storage import fingerprint_folder, remove_stale_temps, write_manifest
+    from lead_ray.storage import remove_stale_temps
 
     out = Path(out)
     if (done := open_train_folder(out, cfg)) is not None:
@@ -104,56 +114,103 @@ def fit_local(
     model = build_lead_model(cfg, teacher_cache=teacher_cache)
     model.train()
     updater = LocalUpdater(model, cfg)
+    selection = Selection(cfg, dev, eval_interval(cfg, dev is not None))
     ckpt_dir = out / "checkpoints"
     remove_stale_temps(ckpt_dir)
     start = 0
     if (ckpt := latest_checkpoint(ckpt_dir)) is not None:
-        start = load_checkpoint(ckpt, model, updater)["step"]
+        state = load_checkpoint(ckpt, model, updater)
+        start = state["step"]
+        selection.best.load(state.get("best"))
         log.info("resuming from %s (step %d)", ckpt, start)
     metrics_log = MetricsLog(out / "metrics.jsonl", start)
-    steps, t0 = cfg.train.steps, time.perf_counter()
-    try:
-        with bar("train", steps, enabled=progress) as pbar:
-            task = pbar.add_task("train", total=steps, completed=start, rate="", info="")
+    steps, t0, last = cfg.train.steps, time.perf_counter(), start
+    shown: dict = {}  # the last dev metrics, shown with every step's losses
+    with bar("train", steps, enabled=progress) as pbar, open_tracking(cfg, out) as tracking:
+        task = pbar.add_task("train", total=steps, completed=start, rate="", info="")
+        try:
             for step in range(start, steps):
                 pairs = pairs_at(model, cfg, step)
                 batch = data.batch(step, cfg.train.batch_size)
                 m = train_step(model, batch, pairs, updater, cfg.train.precision)
-                m["step"] = step + 1
-                if (step + 1) % cfg.train.log_every == 0 or step + 1 == steps:
+                m["step"] = last = step + 1
+                m["queries_per_s"] = cfg.train.batch_size / m["step_time"]
+                evaluated = selection.due(last)
+                if evaluated:
+                    dev_m, improved = selection.evaluate(model.student, last)
+                    m.update(dev_m)
+                    shown = dev_m
+                    if improved:
+                        export_model(model.student, out / "student-best")
+                if last % cfg.train.log_every == 0 or last == steps or evaluated:
                     metrics_log.write(m)
-                rate = (step + 1 - start) / (time.perf_counter() - t0)
+                    tracking.log([m])
+                rate = (last - start) / (time.perf_counter() - t0)
                 pbar.update(
-                    task,
-                    completed=step + 1,
-                    rate=f"{rate:.2f} steps/s",
-                    info=f"loss {m['loss']:.3f} (c {m['loss_contrastive']:.3f} "
-                    f"r {m['loss_response']:.3f} l {m['loss_layer']:.3f})",
+                    task, completed=last, info=step_info(shown | m), rate=f"{rate:.2f} steps/s"
                 )
-                if (step + 1) % cfg.train.checkpoint_every == 0 or step + 1 == steps:
-                    ck = save_checkpoint(
-                        ckpt_dir,
-                        step + 1,
-                        model,
-                        updater,
-                        {"pairs": m["pairs"], "config": fp},
-                        cfg.train.keep_checkpoints,
-                    )
+                stop = selection.best.should_stop
+                if last % cfg.train.checkpoint_every == 0 or last == steps or stop:
+                    extra = {"pairs": m["pairs"], "config": fp, "best": selection.best.state()}
+                    ck = save_checkpoint(ckpt_dir, last, model, updater, extra,
+                                         cfg.train.keep_checkpoints)  # fmt: skip
                     if cfg.train.export_every_checkpoint:
                         export_model(model.student, ck / "student")
-    finally:
-        metrics_log.close()
+                if stop:
+                    log.info("early stop at step %d: %s", last, selection.best.state())
+                    break
+        finally:
+            metrics_log.close()
     export_model(model.student, out / "student")
     if model.teacher_trains:
         export_model(model.teacher, out / "teacher")
+    return finish_training(out, cfg, "local", time.perf_counter() - t0, selection, last)
+
+
+def step_info(m: dict) -> str:
+    """The progress line's free text for one metrics record: loss terms, and the dev metric."""
+    text = (f"loss {m['loss']:.3f} (c {m['loss_contrastive']:.3f} r {m['loss_response']:.3f} "
+            f"l {m['loss_layer']:.3f})")  # fmt: skip
+    dev = [f"{k[4:]} {v:.4f}" for k, v in m.items() if k.startswith("dev_") and k != "dev_best"]
+    return text + (" dev " + " ".join(dev[:2]) if dev else "")
+
+
+def finish_training(out: Path, cfg: Config, backend: str, seconds: float, selection,
+                    last: int, **facts) -> dict:  # fmt: skip
+    """Write the train manifest (last): what trained, how long, and which student was selected
+    (`student-best` by its dev score, or the last step's) and why."""
+    from lead_ray.storage import fingerprint_folder, write_manifest
+
+    best = selection.best
+    chosen = (
+        "student-best"
+        if cfg.train.select == "best" and best.step and (out / "student-best").is_dir()
+        else "student"
+    )
     manifest = {
         "kind": "train",
         "complete": True,
-        "steps": steps,
-        "config": fp,
-        "backend": "local",
+        "steps": cfg.train.steps,
+        "stopped_at": last,
+        "early_stopped": last < cfg.train.steps,
+        "config": config_fingerprint(cfg.to_dict()),
+        "backend": backend,
+        **facts,
         "student": fingerprint_folder(out / "student"),
-        "seconds": time.perf_counter() - t0,
+        "selected": chosen,
+        "selection": None
+        if best.best == float("-inf")
+        else {
+            "metric": f"dev {best.metric}",
+            "best": best.best,
+            "best_step": best.step,
+            "why": (
+                f"highest dev {best.metric} ({best.best:.4f} at step {best.step} of {last})"
+                if chosen == "student-best"
+                else "train.select: last"
+            ),
+        },
+        "seconds": seconds,
     }
     write_manifest(out, manifest)
     return manifest

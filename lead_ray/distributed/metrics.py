@@ -2,7 +2,8 @@
 
 Rank 0 buffers its (cross-worker averaged) step records and hands them to `ray.train.report`;
 `metrics_writer` is the Ray Train callback that appends them to metrics.jsonl, and
-`follow_metrics` shows a progress bar on the driver by following that file while `fit()` blocks.
+`follow_metrics` follows that file on the driver while `fit()` blocks: progress, and the
+experiment trackers (TensorBoard, MLflow, W&B), so only the driver ever opens them.
 """
 
 from __future__ import annotations
@@ -43,15 +44,18 @@ def metrics_writer(path: str):
 
 
 @contextlib.contextmanager
-def follow_metrics(path: Path, steps: int, enabled: bool):
-    """A progress bar on the driver that follows metrics.jsonl while `fit()` blocks."""
-    if not enabled:
+def follow_metrics(path: Path, steps: int, progress: bool, on_records=None):
+    """While `fit()` blocks: follow metrics.jsonl on the driver, showing progress (when
+    `progress`) and handing new records to `on_records` (the experiment trackers)."""
+    if not progress and on_records is None:
         yield
         return
+    from lead_ray.distill.train import step_info
     from lead_ray.progress import bar
 
     stop, offset, t0 = threading.Event(), [0], time.perf_counter()
-    with bar("train", steps) as pbar:
+    shown: dict = {}  # the last dev metrics, shown with every step's losses
+    with bar("train", steps, enabled=progress) as pbar:
         task = pbar.add_task("train", total=steps, completed=0, rate="", info="")
 
         def update() -> None:
@@ -64,17 +68,15 @@ def follow_metrics(path: Path, steps: int, enabled: bool):
                 data = fh.read()
             complete = data[: data.rfind(b"\n") + 1]  # a line being written waits for the next poll
             offset[0] += len(complete)
-            lines = [ln for ln in complete.decode("utf-8").splitlines() if ln.strip()]
-            if lines:
-                m = json.loads(lines[-1])
-                rate = (m["step"] - m.get("resumed_from", 0)) / (time.perf_counter() - t0)
-                pbar.update(
-                    task,
-                    completed=m["step"],
-                    rate=f"{rate:.2f} steps/s",
-                    info=f"loss {m['loss']:.3f} (c {m['loss_contrastive']:.3f} "
-                    f"r {m['loss_response']:.3f} l {m['loss_layer']:.3f})",
-                )
+            records = [json.loads(ln) for ln in complete.decode("utf-8").splitlines() if ln.strip()]
+            if not records:
+                return
+            if on_records is not None:
+                on_records(records)
+            shown.update(k_v for r in records for k_v in r.items() if k_v[0].startswith("dev_"))
+            m = shown | records[-1]
+            rate = (m["step"] - m.get("resumed_from", 0)) / (time.perf_counter() - t0)
+            pbar.update(task, completed=m["step"], rate=f"{rate:.2f} steps/s", info=step_info(m))
 
         def poll() -> None:
             while not stop.wait(1.0):

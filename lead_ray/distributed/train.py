@@ -20,6 +20,7 @@ same paths (one machine or a shared filesystem); checkpoints may live in object 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -32,20 +33,17 @@ import torch
 
 from lead_ray.config import Config, ConfigError
 from lead_ray.distill.checkpoint import config_fingerprint
+from lead_ray.distill.dev_eval import Selection, eval_interval
 from lead_ray.distill.lead_model import build_lead_model, no_gather, pairs_at
 from lead_ray.distill.optim import train_step
-from lead_ray.distill.train import open_train_folder
+from lead_ray.distill.tracking import open_tracking
+from lead_ray.distill.train import finish_training, open_train_folder
 from lead_ray.distributed.checkpointing import export_consolidated, load_state, save_state, skeleton
 from lead_ray.distributed.engine import read_deepspeed_json, wrap_model
 from lead_ray.distributed.gather import agree, all_gather_with_grad, reduce_metrics
 from lead_ray.distributed.metrics import follow_metrics, metrics_writer
 from lead_ray.stages.run import Run
-from lead_ray.storage import (
-    atomic_dir,
-    fingerprint_folder,
-    is_uri,
-    write_manifest,
-)
+from lead_ray.storage import atomic_dir, is_uri
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +69,14 @@ def run_training(run: Run) -> dict:
     # them, and data errors surface as one clear message instead of a worker traceback.
     run.training_data()
     _require_workers(cfg)
+    run.dev_set()  # checked here too: a missing dev run is one message, not a worker's
     t0 = time.perf_counter()
     fp = config_fingerprint(cfg.to_dict())
     trainer = _trainer(run, out, fp, ds_json)
-    with follow_metrics(out / "metrics.jsonl", cfg.train.steps, run.progress):
+    with (
+        open_tracking(cfg, out) as tracking,
+        follow_metrics(out / "metrics.jsonl", cfg.train.steps, run.progress, tracking.log),
+    ):
         result = _fit(trainer)
     with result.checkpoint.as_directory() as d:
         final = Path(d)
@@ -82,22 +84,16 @@ def run_training(run: Run) -> dict:
             if (final / name).is_dir():
                 with atomic_dir(out / name) as tmp:
                     shutil.copytree(final / name, tmp, dirs_exist_ok=True)
-    manifest = {
-        "kind": "train",
-        "complete": True,
-        "steps": cfg.train.steps,
-        "config": fp,
-        "backend": "ray",
-        "workers": cfg.train.workers,
-        "use_gpu": cfg.train.use_gpu,
-        "deepspeed_stage": cfg.train.deepspeed.stage,
-        "precision": cfg.train.precision,
-        "checkpoint": result.checkpoint.path,
-        "student": fingerprint_folder(out / "student"),
-        "seconds": time.perf_counter() - t0,
-    }
-    write_manifest(out, manifest)
-    return manifest
+    with result.checkpoint.as_directory() as d:
+        state = json.loads((Path(d) / "state.json").read_text(encoding="utf-8"))
+    selection = Selection(cfg, None, 0)
+    selection.best.load(state.get("best"))
+    return finish_training(
+        out, cfg, "ray", time.perf_counter() - t0, selection, state["step"],
+        workers=cfg.train.workers, use_gpu=cfg.train.use_gpu,
+        deepspeed_stage=cfg.train.deepspeed.stage, precision=cfg.train.precision,
+        checkpoint=result.checkpoint.path,
+    )  # fmt: skip
 
 
 def _check_models(cfg: Config) -> None:
@@ -193,6 +189,9 @@ class _Worker:
         self.device = ray.train.torch.get_device()
         _quiet(self.device)
         self.data = run.training_data()
+        dev = run.dev_set()
+        self.selection = Selection(cfg, dev, eval_interval(cfg, dev is not None))
+        self.best_dir = run.layout.trained_model("student-best")
         gather = all_gather_with_grad if self.world > 1 else no_gather
         self.model = model = build_lead_model(
             cfg, gather=gather, rank=self.rank, world=self.world, teacher_cache=run.teacher_cache()
@@ -226,6 +225,7 @@ class _Worker:
             state = load_state(Path(d), **self._parts())
         if state["config"] != self.fingerprint:
             raise ConfigError(f"checkpoint {ckpt.path} belongs to a different config")
+        self.selection.best.load(state.get("best"))
         log.info("rank %d: resuming from %s (step %d)", self.rank, ckpt.path, state["step"])
         return state["step"]
 
@@ -238,7 +238,8 @@ class _Worker:
             ray.train.report(metrics)
         else:
             with tempfile.TemporaryDirectory(prefix="lead-ckpt-") as tmp:
-                extra = {"pairs": pairs, "config": self.fingerprint}
+                extra = {"pairs": pairs, "config": self.fingerprint,
+                         "best": self.selection.best.state()}  # fmt: skip
                 save_state(Path(tmp), step=step, extra=extra, **self._parts())
                 teacher = step == self.cfg.train.steps and self.model.teacher_trains
                 names = (["student", "teacher"] if teacher else ["student"]) if export else []
@@ -257,22 +258,41 @@ class _Worker:
             batch = self.data.batch(step, t.batch_size, self.rank, self.world)
             m = train_step(self.wrapped, batch, pairs, self.updater, t.precision, self.device.type)
             m["step"] = done = step + 1
+            m["queries_per_s"] = t.batch_size * self.world / m["step_time"]
             if self.device.type == "cuda":
                 m["mem_peak_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+            evaluated, stop = self.selection.due(done), False
             flush = False
-            if done % t.log_every == 0 or done == t.steps:
+            if done % t.log_every == 0 or done == t.steps or evaluated:
                 m = reduce_metrics(m, self.device) if self.world > 1 else m
                 m["resumed_from"] = start
+                if evaluated:
+                    m.update(self.evaluate(done))
+                    stop = self.selection.best.should_stop
+                    stop = agree(stop, self.device) if self.world > 1 else stop
                 self.records.append(m)
                 late = self.rank == 0 and time.monotonic() - self.last_flush > REPORT_SECONDS
                 flush = agree(late, self.device) if self.world > 1 else late  # same on all ranks
-            if done % t.checkpoint_every == 0 or done == t.steps:
-                self.report(done, m["pairs"], True, done == t.steps or t.export_every_checkpoint)
+            if done % t.checkpoint_every == 0 or done == t.steps or stop:
+                export = done == t.steps or stop or t.export_every_checkpoint
+                self.report(done, m["pairs"], True, export)
             elif flush:
                 self.report(done, m["pairs"], False, False)
+            if stop:
+                log.info("rank %d: early stop at step %d", self.rank, done)
+                return
         if start >= t.steps:  # resumed at or past the end: still hand the driver a final export
             pairs = [list(p) for p in pairs_at(self.model, cfg, max(start - 1, 0))]
             self.report(start, pairs, True, True)
+
+    def evaluate(self, step: int) -> dict:
+        """Dev metrics after `step` on every rank (the same dev set: under ZeRO-3 the forward
+        passes gather parameters together); a new best is exported to train/student-best."""
+        metrics, improved = self.selection.evaluate(self.model.student, step)
+        if improved:
+            export_consolidated(self.model.student, self.shells.get("student"),
+                                self.best_dir, self.stage, self.rank)  # fmt: skip
+        return metrics
 
 
 def _quiet(device: torch.device) -> None:

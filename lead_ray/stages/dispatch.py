@@ -83,7 +83,8 @@ def run_stage(
 
 def missing_needs(run: Run, st: Stage) -> list[str]:
     """The upstream stages run first when missing: `prepare` (cheap, and what every corpus stage
-    reads), and `mine` for the teacher cache when this run mines its examples. Other needs must
+    reads), and `mine` (training's examples and dev candidates, the teacher cache) when this run
+    mines its examples. Other needs must
     have run (their absence is a clear error from the stage itself)."""
     missing = []
     if "prepare" in st.needs and not prepared(run):

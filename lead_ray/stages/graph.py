@@ -104,8 +104,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("cache-teacher", "a frozen dual-encoder teacher's per-layer features over the training "
           "texts, read by training instead of a teacher forward pass", HERE + "cache_teacher",
           lambda run, t: [run.layout.teacher_cache], needs=("prepare", "mine")),
-    Stage("train", "LEAD distillation of the teacher into the student (resumable)", HERE + "train",
-          lambda run, t: [run.layout.train],
+    Stage("train", "LEAD distillation of the teacher into the student (resumable), with dev "
+          "evaluation and the best student kept", HERE + "train",
+          lambda run, t: [run.layout.train], needs=("prepare", "mine"),
           ray=RAY + "train", on_ray=lambda cfg: cfg.train.backend == "ray"),
     Stage("encode", "corpus -> embedding shards with a manifest (resumable)", HERE + "encode",
           lambda run, t: [run.layout.embeddings(_system(run, t).key)], needs=("prepare",),

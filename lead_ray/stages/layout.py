@@ -38,6 +38,7 @@ PATHS = {
     "synthetic": "synthetic",  # a generated collection (data.synthetic)
     "mine": "mine",  # mined hard negatives, with a manifest
     "examples": "mine/examples.jsonl",
+    "dev_candidates": "mine/dev.trec",  # the dev queries' candidates (dev evaluation)
     "teacher_cache": "teacher-cache",  # `lead cache-teacher`
     "train": "train",  # `lead train`: metrics, checkpoints, exported models, manifest
     "checkpoints": "train/checkpoints",
@@ -51,8 +52,10 @@ PATHS = {
     "plots": "plots",
 }
 INITIAL = ("teacher-init", "student-init")  # models saved before training
-TRAINED = ("student", "teacher")  # models the train stage exports
-SYSTEMS = ("student", "student-init", "teacher", "teacher-init")
+TRAINED = ("student", "teacher", "student-best")  # models the train stage exports
+# `student` is the selected student: student-best when training kept one (dev evaluation) and
+# the config selects it, else the last step's; `student-last` names the last step's always
+SYSTEMS = ("student", "student-init", "teacher", "teacher-init", "student-best", "student-last")
 
 
 @dataclass(frozen=True)
@@ -128,15 +131,23 @@ class RunLayout:
 
     # ------------------------------------------------------------------ systems
 
-    def system(self, name: str | os.PathLike) -> System:
-        """One of SYSTEMS, or a model folder (named after it)."""
+    def system(self, name: str | os.PathLike, best: bool = True) -> System:
+        """One of SYSTEMS, or a model folder (named after it). `student` is `student-best`'s
+        folder when it exists and `best` (the model key tells their embeddings apart)."""
         if name == "teacher":
             trained = self.trained_model("teacher")
             if trained.is_dir():
                 return System("teacher", trained, "teacher")
             return System("teacher", self.initial_model("teacher-init"), "teacher-init")
         if name == "student":
+            chosen = self.trained_model("student-best")
+            if best and chosen.is_dir():
+                return System("student", chosen, "student-best")
             return System("student", self.trained_model("student"), "student")
+        if name == "student-last":
+            return System("student-last", self.trained_model("student"), "student")
+        if name == "student-best":
+            return System("student-best", self.trained_model("student-best"), "student-best")
         if name in INITIAL:
             return System(str(name), self.initial_model(str(name)), str(name))
         folder = Path(name)

@@ -7,12 +7,15 @@ the same `Run` from plain data (`to_dict` / `from_dict`).
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from lead_ray.config import Config, ConfigError
 from lead_ray.stages.layout import RunLayout, System
+
+log = logging.getLogger(__name__)
 
 
 class Run:
@@ -98,6 +101,39 @@ class Run:
             return None
         return self.layout.teacher_cache if cache is True else Path(cache)
 
+    def dev_set(self):
+        """The `DevSet` training evaluates on every `train.eval_every` steps, or None when it
+        does not evaluate (no dev split, or `eval_every: 0`)."""
+        from lead_ray.data.runs import read_run
+        from lead_ray.distill.dev_eval import dev_set, eval_interval
+
+        t, has_dev = self.cfg.train, self.has_qrels("dev")
+        if eval_interval(self.cfg, has_dev) == 0:
+            return None
+        if not has_dev:
+            raise ConfigError(
+                f"train.eval_every={t.eval_every} needs a dev split: set data.dev_fraction "
+                "(carved out of train) or data.qrels.dev"
+            )
+        source = Path(t.dev_run) if t.dev_run else self.layout.dev_candidates
+        if not source.is_file() and t.eval_every is None:  # asked for by default only: skip
+            log.warning(
+                "no dev evaluation: %s does not exist (this run does not mine: name the dev "
+                "queries' candidates in train.dev_run)",
+                source,
+            )
+            return None
+        if not source.is_file():
+            raise ConfigError(
+                f"dev evaluation needs candidates for the dev queries: {source} does not exist. "
+                "`lead mine` writes them when the run has a dev split (a mine/ folder from before "
+                "the split was set lacks them: remove it), or name a run file in train.dev_run"
+            )
+        try:
+            return dev_set(self.cfg, self.store, self.queries, self.qrels("dev"), read_run(source))
+        except ValueError as err:
+            raise ConfigError(f"dev evaluation with {source}: {err}") from None
+
     def training_data(self):
         """A `TrainingData` with deterministic batches over this run's examples."""
         from lead_ray.data.prepare import training_data
@@ -107,13 +143,15 @@ class Run:
     # ------------------------------------------------------------------ systems
 
     def system(self, name: str | Path) -> System:
-        return self.layout.system(name)
+        """A system by name (see `RunLayout.system`); `student` is `student-best` when training
+        kept one and `train.select` is best."""
+        return self.layout.system(name, best=self.cfg.train.select == "best")
 
     def is_dual_encoder(self, system: System) -> bool:
         """Whether a system's model is a dual encoder (indexable); other kinds re-rank."""
         from lead_ray.models.build import read_meta
 
-        if system.name in ("student", "student-init"):
+        if system.name in ("student", "student-init", "student-best", "student-last"):
             return True  # students are dual encoders
         if system.name in ("teacher", "teacher-init") and not system.folder.is_dir():
             return self.cfg.teacher.kind == "dual_encoder"  # not saved yet: the config says

@@ -81,6 +81,7 @@ def mine(run: Run, target: Target) -> dict:
         system.folder,
         run.layout.embeddings(system.key),
         progress=run.progress,
+        dev_qrels=run.qrels("dev") if run.has_qrels("dev") else None,
     )
     return read_manifest(run.layout.mine) | {"file": str(examples)}
 
@@ -103,15 +104,20 @@ def train(run: Run, target: Target) -> dict:
         run.training_data(),
         teacher_cache=run.teacher_cache(),
         progress=run.progress,
+        dev=run.dev_set(),
     )
     return trained(run, manifest)
 
 
 def trained(run: Run, manifest: dict) -> dict:
-    """After either trainer: the exported student gets its model card."""
+    """After either trainer: the exported students get their model cards."""
     from lead_ray.models.card import write_model_card
 
-    write_model_card(run.layout.trained_model("student"), run.cfg)
+    for name in ("student", "student-best"):
+        if run.layout.trained_model(name).is_dir():
+            write_model_card(run.layout.trained_model(name), run.cfg)
+    if manifest.get("selection"):
+        log.info("selected %s: %s", manifest["selected"], manifest["selection"]["why"])
     return manifest
 
 
@@ -355,9 +361,21 @@ def report(run: Run, target: Target) -> dict:
         path = run.layout.evaluation(run.system(name).name, run.eval_split)
         if path.is_file():
             results[name] = json.loads(path.read_text(encoding="utf-8"))
-    student = run.layout.trained_model("student")
+    student = run.system("student").folder  # the selected student (student-best or the last)
     if "student" in results and student.is_dir():  # the card gets the student's numbers
         from lead_ray.models.card import write_model_card
 
         write_model_card(student, run.cfg, results["student"]["metrics"], run.eval_split)
-    return write_run_card(run, results)
+    return write_run_card(run, results, stage_seconds(run))
+
+
+def stage_seconds(run: Run) -> dict[str, float]:
+    """Wall seconds per stage for the run card: this invocation's (`run.times`; a stage that
+    found its work done shows the time it took to notice), with training's own time from its
+    manifest when this invocation did not train."""
+    times = dict(run.times)
+    trained_for = (read_manifest(run.layout.train) or {}).get("seconds")
+    if trained_for is not None and times.get("train", 0.0) < trained_for:
+        times["train (recorded)"] = trained_for
+        times.pop("train", None)
+    return times
