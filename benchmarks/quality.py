@@ -74,6 +74,9 @@ class Bench:
         data = copy.deepcopy(self.base)
         if self.examples is not None:
             data["data"]["examples"] = str(self.examples)
+            dev_candidates = self.examples.parent / "dev.trec"  # mined with the examples
+            if dev_candidates.is_file():
+                data["train"]["dev_run"] = str(dev_candidates)
         for item in [*self.budget.overrides, *settings]:
             apply_override(data, item)
         return Config.from_dict(data, source=f"{BASE_CONFIG.name} + {settings}")

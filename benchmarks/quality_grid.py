@@ -204,6 +204,27 @@ ABLATIONS = [
 ]
 
 
+# Half the teacher's depth (3 of 6 blocks), each student picked on dev: evaluated every 50 steps
+# (re-ranking each dev query's top 30 from the un-tuned MiniLM) and the best step kept.
+THREE_LAYERS = [
+    "student.model={init_from: teacher, layers: 3}",
+    "lead.layers=3",
+    "train.eval_every=50",
+    "train.eval_depth=30",
+    "train.select=best",
+]
+HALF_DEPTH = [
+    Cell(
+        f"de/teacher-init-3l/{method}",
+        "de",
+        tuple(THREE_LAYERS + weights),
+        cached_teacher=True,
+        note="3-layer student (half the teacher), the best dev step kept",
+    )  # fmt: skip
+    for method, weights in METHODS.items()
+]
+
+
 def all_cells() -> list[Cell]:
     warmups = [
         # the cross-encoder starts a new head (the LEAD code's linear on [CLS]) on MiniLM
@@ -220,7 +241,7 @@ def all_cells() -> list[Cell]:
         for k in TEACHER_KINDS
     ]
     students = [c for k in TEACHER_KINDS for c in _students(k)]
-    return warmups + students + ABLATIONS
+    return warmups + students + ABLATIONS + HALF_DEPTH
 
 
 def select_cells(patterns: list[str] | tuple[str, ...]) -> list[Cell]:
