@@ -172,7 +172,9 @@ def training_summary(records: Sequence[dict], manifest: dict) -> str:
 
 def _fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 100 else f"{value:,.0f}"
+        if abs(value) < 1:  # metrics, fractions
+            return f"{value:.4f}"
+        return f"{value:.2f}" if abs(value) < 100 else f"{value:,.0f}"
     return str(value)
 
 
