@@ -153,5 +153,8 @@ def test_quickstart_student_beats_its_untrained_self(tmp_path):
     headline = json.loads((out / "metrics.json").read_text())["headline"]
     assert headline["student"]["nDCG@10"] > headline["student-init"]["nDCG@10"] + 0.03
     assert headline["teacher"]["nDCG@10"] > headline["student"]["nDCG@10"]
-    for png in ("loss.png", "layer_kl.png", "layer_weights.png"):
+    for png in ("loss.png", "dev.png", "layer_kl.png", "layer_weights.png"):
         assert (out / "plots" / png).stat().st_size > 1000
+    # the shipped config holds out a dev split: the reported student is the one chosen on it
+    assert (out / "train" / "student-best" / "model.safetensors").is_file()
+    assert "Selected `student-best`: highest dev nDCG@10" in (out / "report.md").read_text()
