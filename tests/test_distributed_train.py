@@ -182,16 +182,15 @@ def _gather_worker(rank: int, world: int, cfg_dict: dict, folder: str, port: int
 
     from lead_ray.config import Config
     from lead_ray.distill.lead_model import build_lead_model
-    from lead_ray.distributed.gather import all_gather_with_grad
+    from lead_ray.distributed.gather import GATHERS, all_reduce_mean
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
-    model = build_lead_model(Config.from_dict(cfg_dict), all_gather_with_grad, rank, world).eval()
-    loss, metrics = model(
-        _batch(range(3 * rank, 3 * rank + 3)),
-        [(0, 1), (1, 3)] if model.cfg.lead.weights.layer else [],
-    )
+    cfg = Config.from_dict(cfg_dict)
+    gather = GATHERS[cfg.train.gradients]
+    model = build_lead_model(cfg, gather, rank, world, reduce=all_reduce_mean).eval()
+    loss, metrics = model(_batch(range(3 * rank, 3 * rank + 3)), PAIRS)
     loss.backward()
     save_file(
         {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
@@ -201,25 +200,17 @@ def _gather_worker(rank: int, world: int, cfg_dict: dict, folder: str, port: int
     dist.destroy_process_group()
 
 
-def test_gathered_negatives_equal_one_process_with_the_global_batch(tmp_path):
-    """ColBERT teacher (token states and padding masks gathered) and DE student on 2 workers."""
+def _two_workers(cfg, folder: Path) -> tuple[list[dict], list[dict]]:
+    """The 6 queries of `_batch` on 2 gloo workers: each worker's metrics and gradients."""
     import torch.multiprocessing as mp
     from safetensors.torch import load_file
 
-    from lead_ray.distill.lead_model import build_lead_model
+    mp.spawn(_gather_worker, args=(2, cfg.to_dict(), str(folder), _free_port()), nprocs=2)
+    metrics = [json.loads((folder / f"metrics-{r}.json").read_text()) for r in range(2)]
+    return metrics, [load_file(str(folder / f"grads-{r}.safetensors")) for r in range(2)]
 
-    cfg = tiny("teacher.kind=colbert", "lead.reweight=false", "train.threads=1")
-    mp.spawn(_gather_worker, args=(2, cfg.to_dict(), str(tmp_path), _free_port()), nprocs=2)
 
-    reference = build_lead_model(cfg).eval()  # one process, the 6 queries of both workers
-    reference.student.pad_to_max = reference.teacher.pad_to_max = True
-    loss, metrics = reference(_batch(range(6)), [(0, 1), (1, 3)])
-    loss.backward()
-    per_rank = [json.loads((tmp_path / f"metrics-{r}.json").read_text()) for r in range(2)]
-    assert [m["candidates"] for m in per_rank] == [12, 12]  # 2 workers x 3 queries x 2 passages
-    assert sum(m["loss"] for m in per_rank) / 2 == pytest.approx(metrics["loss"], rel=1e-5)
-    grads = [load_file(str(tmp_path / f"grads-{r}.safetensors")) for r in range(2)]
-    ref = {n: p.grad for n, p in reference.named_parameters() if p.grad is not None}
+def _assert_averaged_grads_equal(grads: list[dict], ref: dict) -> None:
     assert set(grads[0]) == set(ref) and any(n.startswith("teacher.") for n in ref)
     for name, g in ref.items():  # DDP/DeepSpeed average the workers' gradients
         # each worker's gradient is large and they largely cancel: float32 noise scales with them
@@ -227,6 +218,81 @@ def test_gathered_negatives_equal_one_process_with_the_global_batch(tmp_path):
         torch.testing.assert_close(
             (grads[0][name] + grads[1][name]) / 2, g, rtol=0, atol=max(1e-4 * scale, 1e-8)
         )
+
+
+PAIRS = [(0, 1), (1, 3)]
+
+
+def test_global_batch_gradients_equal_one_process_with_the_global_batch(tmp_path):
+    """`train.gradients: global_batch`, ColBERT teacher (token states and padding masks
+    gathered), DE student, layer re-weighting on: 2 workers x 3 queries give one process's
+    update for the 6 queries, and both workers use the global batch's layer weights."""
+    from lead_ray.distill.lead_model import build_lead_model
+
+    cfg = tiny("teacher.kind=colbert", "train.gradients=global_batch", "train.threads=1")
+    per_rank, grads = _two_workers(cfg, tmp_path)
+
+    reference = build_lead_model(cfg).eval()  # one process, the 6 queries of both workers
+    reference.student.pad_to_max = reference.teacher.pad_to_max = True
+    loss, metrics = reference(_batch(range(6)), PAIRS)
+    loss.backward()
+    assert [m["candidates"] for m in per_rank] == [12, 12]  # 2 workers x 3 queries x 2 passages
+    for m in per_rank:  # identical on both workers, and those of the whole batch
+        assert m["layer_weights"] == pytest.approx(metrics["layer_weights"], rel=1e-5)
+    assert sum(m["loss"] for m in per_rank) / 2 == pytest.approx(metrics["loss"], rel=1e-5)
+    ref = {n: p.grad for n, p in reference.named_parameters() if p.grad is not None}
+    _assert_averaged_grads_equal(grads, ref)
+
+
+def test_per_rank_gradients_follow_the_official_code(tmp_path):
+    """`train.gradients: per_rank` (the default, as the official `gather_tensor`): each worker's
+    loss reaches only the passages it encoded. The reference runs both workers in one process,
+    the other worker's passage-side tensors fed in as constants; the update differs from the
+    global-batch one (the cross-worker terms are missing)."""
+    from lead_ray.distill.lead_model import build_lead_model
+
+    cfg = tiny("teacher.kind=colbert", "lead.reweight=false", "train.threads=1")
+    assert cfg.train.gradients == "per_rank"
+    per_rank, grads = _two_workers(cfg, tmp_path)
+
+    recorded: list[list[torch.Tensor]] = [[], []]
+    for rank in range(2):  # each worker's passage-side tensors, in the order they are gathered
+
+        def record(t, dim, out=recorded[rank]):
+            out.append(t.detach().clone())
+            return torch.cat([t, t], dim)
+
+        with torch.no_grad():
+            build_lead_model(cfg, record, rank, 2).eval()(
+                _batch(range(3 * rank, 3 * rank + 3)), PAIRS
+            )
+    ref: dict[str, torch.Tensor] = {}
+    for rank in range(2):
+        calls = iter(range(len(recorded[rank])))
+
+        def constant_others(t, dim, rank=rank, calls=calls):
+            i = next(calls)
+            return torch.cat([t if r == rank else recorded[r][i] for r in range(2)], dim)
+
+        model = build_lead_model(cfg, constant_others, rank, 2).eval()
+        loss, metrics = model(_batch(range(3 * rank, 3 * rank + 3)), PAIRS)
+        assert metrics["loss"] == pytest.approx(per_rank[rank]["loss"], rel=1e-5)
+        loss.backward()
+        for n, p in model.named_parameters():
+            if p.grad is not None:
+                ref[n] = ref.get(n, 0) + p.grad
+    _assert_averaged_grads_equal(grads, {n: g / 2 for n, g in ref.items()})
+
+    glob, glob_grads = _two_workers(
+        tiny("teacher.kind=colbert", "lead.reweight=false", "train.threads=1",
+             "train.gradients=global_batch"), tmp_path)  # fmt: skip
+    assert [m["loss"] for m in glob] == pytest.approx([m["loss"] for m in per_rank], rel=1e-6)
+    differ = [
+        n
+        for n in grads[0]
+        if not torch.allclose(glob_grads[0][n] + glob_grads[1][n], grads[0][n] + grads[1][n])
+    ]
+    assert any(n.startswith("student.") for n in differ)
 
 
 def test_gather_switch_keeps_candidates_local():
@@ -337,16 +403,26 @@ def test_killed_worker_resumes_from_the_checkpoint(zero2_run, tmp_path):
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     return train(
-        tiny(f"train.steps={STEPS}", "train.grad_clip=0"), tmp_path_factory.mktemp("local")
+        tiny(f"train.steps={STEPS}", "train.grad_clip=0", "train.grad_accum=2"),
+        tmp_path_factory.mktemp("local"),
     )[1]
+
+
+def _grad_norm(record: dict) -> float:
+    """The update's global gradient norm (DeepSpeed logs it; the local updater per model)."""
+    if "grad_norm" in record:
+        return record["grad_norm"]
+    return sum(v**2 for k, v in record.items() if k.startswith("grad_norm_")) ** 0.5
 
 
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.parametrize("stage, interrupted", [(0, True), (2, False)])
 def test_one_worker_reproduces_the_local_loop(ray_local, local_run, tmp_path, stage, interrupted):
-    """Same seed, world size 1: the DDP path and the ZeRO-2 path give the local loop's losses and
-    weights (clipping off: DeepSpeed clips the global norm, the local loop each model's).
+    """Same seed, world size 1, 2 micro-batches per step: the DDP path and the ZeRO-2 path give
+    the local loop's losses, gradient norms and weights (clipping off: DeepSpeed clips the global
+    norm, the local loop each model's). DeepSpeed counts the micro-batches itself: a wrong count
+    moves the LR schedule, a second loss scaling halves the norms.
 
     The DDP run is also interrupted: its only worker is killed after the first checkpoint with no
     restarts allowed, so `fit` fails; rerunning the same command on the same --out resumes from
@@ -358,6 +434,7 @@ def test_one_worker_reproduces_the_local_loop(ray_local, local_run, tmp_path, st
     cfg = tiny(
         f"train.steps={STEPS}",
         "train.grad_clip=0",
+        "train.grad_accum=2",
         "train.backend=ray",
         "train.workers=1",
         f"train.deepspeed.stage={stage}",
@@ -383,6 +460,8 @@ def test_one_worker_reproduces_the_local_loop(ray_local, local_run, tmp_path, st
     for key in ("loss", "loss_contrastive", "loss_response", "loss_layer", "lr"):
         expected = pytest.approx([r[key] for r in local_log], rel=1e-5, abs=1e-7)
         assert [r[key] for r in ray_log] == expected, key
+    expected = pytest.approx([_grad_norm(r) for r in local_log], rel=1e-4)
+    assert [_grad_norm(r) for r in ray_log] == expected
     ours = load_file(str(out / "student" / "model.safetensors"))
     theirs = load_file(str(local_run / "student" / "model.safetensors"))
     assert set(ours) == set(theirs)

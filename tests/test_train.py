@@ -204,3 +204,71 @@ def test_student_with_its_own_tokenizer_trains(tmp_path):
     assert student.query_backbone.model.get_input_embeddings().num_embeddings == 300
     records = read_metrics(out / "metrics.jsonl")
     assert len(records) == 4 and records[-1]["loss_layer"] > 0
+
+
+def _micro_batch(first: int):
+    from lead_ray.data.batching import TrainBatch
+
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+    queries = range(first, first + 3)
+    passages = [
+        f"{words[q]} {words[(q + i * 3) % 10]} {words[(q * 7) % 10]}"
+        for q in queries
+        for i in range(2)
+    ]
+    return TrainBatch(
+        [f"q{q}" for q in queries],
+        [f"{words[q]} {words[(q + 1) % 10]}" for q in queries],
+        [f"d{i}" for i in range(len(passages))],
+        passages,
+        per_query=2,
+    )
+
+
+class _Recorder:
+    """An updater that keeps the gradients of each optimizer step instead of applying them."""
+
+    def __init__(self, model):
+        self.model, self.grads = model, {}
+
+    def backward(self, loss):
+        loss.backward()
+
+    def step(self):
+        params = self.model.named_parameters()
+        self.grads = {n: p.grad.clone() for n, p in params if p.grad is not None}
+        self.model.zero_grad(set_to_none=True)
+        return {}
+
+
+def test_accumulated_step_uses_the_mean_of_the_micro_batch_gradients():
+    """`train.grad_accum`: one update from A micro-batches equals averaging the A gradients (the
+    official code divides each loss by the accumulation steps), clipped once."""
+    from lead_ray.distill.lead_model import build_lead_model
+    from lead_ray.distill.optim import LocalUpdater, train_step
+
+    cfg = _tiny("train.grad_accum=2", "train.grad_clip=0")
+    model = build_lead_model(cfg).eval()  # no dropout: the passes below see the same function
+    micro, pairs = [_micro_batch(0), _micro_batch(3)], [(0, 1), (1, 3)]
+    recorder = _Recorder(model)
+    metrics = train_step(model, micro, pairs, recorder)
+    expected, losses = {}, []
+    for batch in micro:
+        loss, _ = model(batch, pairs)
+        loss.backward()
+        losses.append(float(loss.detach()))
+        for n, p in model.named_parameters():
+            if p.grad is not None:
+                expected[n] = expected.get(n, 0) + p.grad / len(micro)
+        model.zero_grad(set_to_none=True)
+    assert metrics["loss"] == pytest.approx(sum(losses) / 2, rel=1e-6)
+    assert set(recorder.grads) == set(expected)
+    for n, g in expected.items():
+        torch.testing.assert_close(recorder.grads[n], g, rtol=1e-5, atol=1e-7)
+    # the real updater sees the same gradients: its reported norm is theirs
+    m = train_step(model, micro, pairs, LocalUpdater(model, cfg))
+    student = [g for n, g in expected.items() if n.startswith("student.")]
+    norm = float(
+        torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in student]))
+    )
+    assert m["grad_norm_student"] == pytest.approx(norm, rel=1e-4)

@@ -171,10 +171,21 @@ class DeepSpeedConfig(Section):
 
 class TrainConfig(Section):
     steps: int = Field(100, ge=1)
-    batch_size: int = Field(8, ge=1)  # queries per step per worker
+    batch_size: int = Field(8, ge=1)  # queries per micro-batch per worker
     negatives: int = Field(1, ge=0)  # hard negatives per query
     in_batch: bool = True  # other queries' passages are candidates (DE/ColBERT teachers)
     gather: bool = True  # with several workers, gather candidates across workers
+    # How gathered candidates carry gradients across workers. per_rank (the official LEAD code):
+    # a passage gets gradient only from the loss of the worker that encoded it, and the
+    # workers' gradients are averaged. global_batch: every worker's loss reaches every passage,
+    # so an update is exactly the gradient of the mean loss over the global batch and does not
+    # change with the worker count (one worker with W*B queries gives the same update): choose
+    # it when workers come and go (autoscaling, a restart on fewer nodes).
+    gradients: Literal["per_rank", "global_batch"] = "per_rank"
+    # micro-batches per optimizer step: the loss of each is divided by grad_accum and their
+    # gradients summed before one clipped update (the official 12-layer CE run uses 10); the
+    # candidate pool stays one micro-batch (gathered over the workers)
+    grad_accum: int = Field(1, ge=1)
     lr: float = Field(2e-5, gt=0)
     teacher_lr: float | None = None  # default: same as lr
     weight_decay: float = Field(0.0, ge=0)

@@ -79,6 +79,13 @@ class TrainingData:
             out += [d for d in self.corpus.doc_ids.take(idx).to_pylist() if d not in positives]
         return out[: self.negatives]
 
+    def step_batches(
+        self, step: int, batch_size: int, accum: int = 1, rank: int = 0, world: int = 1
+    ) -> list[TrainBatch]:
+        """Worker `rank`'s `accum` micro-batches of optimizer step `step` (0-based): micro-batch
+        `step * accum + a` for a < accum, so one micro-batch per step reads as `batch(step)`."""
+        return [self.batch(step * accum + a, batch_size, rank, world) for a in range(accum)]
+
     def batch(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> TrainBatch:
         """Worker `rank`'s share of global step `step` (0-based)."""
         n = len(self.examples)

@@ -7,6 +7,7 @@ DeepSpeed wrap one module and a step is one forward call. Layer pairs for a step
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -37,13 +38,17 @@ class LeadModel(nn.Module):
         gather: Gather = no_gather,
         rank: int = 0,
         world: int = 1,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
+        """`gather` concatenates passage-side tensors over the workers, `reduce` averages the
+        teacher layers' ranking losses over them (same layer weights on every worker)."""
         super().__init__()
         self.student = student
         self.teacher = teacher
         self.cfg = cfg
         self.gather = gather
         self.rank, self.world = rank, world
+        self.reduce = reduce if world > 1 else None
         self.teacher_trains = cfg.teacher.trainable
         if not self.teacher_trains:
             self.teacher.requires_grad_(False)
@@ -96,6 +101,7 @@ class LeadModel(nn.Module):
             reweight=lead.reweight,
             teacher_trains=self.teacher_trains,
             teacher_kd_grad=lead.teacher_kd_grad,
+            reduce=self.reduce,
         )
         metrics = terms.metrics()
         metrics["student_acc"] = float((student.final.argmax(-1) == labels).float().mean())
@@ -110,6 +116,7 @@ def build_lead_model(
     rank: int = 0,
     world: int = 1,
     teacher_cache: str | Path | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> LeadModel:
     """Teacher and student as the config says (deterministic in the config's seeds); a frozen
     dual-encoder teacher is answered from `teacher_cache` when given (see `teacher_cache.py`)."""
@@ -121,7 +128,7 @@ def build_lead_model(
     else:
         teacher = build_teacher(cfg.teacher)
     student = build_student(cfg.student, teacher)
-    return LeadModel(student, teacher, cfg, gather, rank, world)
+    return LeadModel(student, teacher, cfg, gather, rank, world, reduce)
 
 
 def pairs_at(model: LeadModel, cfg: Config, step: int) -> list[tuple[int, int]]:

@@ -19,7 +19,7 @@ Shapes: K layer pairs, B queries, N candidates per query.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -55,14 +55,21 @@ def layer_ranking_loss(layer_scores: torch.Tensor, labels: torch.Tensor) -> torc
 
 
 def layer_weights(
-    teacher_layer_scores: torch.Tensor, labels: torch.Tensor, layer_temperature: float
+    teacher_layer_scores: torch.Tensor,
+    labels: torch.Tensor,
+    layer_temperature: float,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Re-weighting: a_k = softmax_k(-CE_k / tau_w), CE_k the teacher layer's ranking loss.
 
-    Constants (computed without gradient). [K, B, N], [B] -> [K], sums to 1.
+    Constants (computed without gradient). [K, B, N], [B] -> [K], sums to 1. `reduce` averages
+    CE_k over the workers, so that every worker uses the same weights (the CE of the global
+    batch); None: this process's queries only.
     """
     with torch.no_grad():
-        ce = layer_ranking_loss(teacher_layer_scores.detach(), labels)
+        ce = layer_ranking_loss(teacher_layer_scores.detach(), labels)  # [K]
+        if reduce is not None:
+            ce = reduce(ce)
         return torch.softmax(-ce / layer_temperature, dim=0)
 
 
@@ -73,6 +80,7 @@ def lead_layer_loss(
     temperature: float = 1.0,
     layer_temperature: float = 10.0,
     reweight: bool = True,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The layer term: sum_k a_k KL(P_T^{t_k} || P_S^{s_k}) over already-paired layers.
 
@@ -81,13 +89,14 @@ def lead_layer_loss(
         teacher_layers: [K, B, N] teacher scores at layers t_1 < ... < t_K.
         labels: [B] column of each query's positive (for the re-weighting).
         reweight: False gives the plain sum (a_k = 1), K times larger in magnitude.
+        reduce: averages the teacher layers' CE over workers (see `layer_weights`).
 
     Returns:
         (loss scalar, per-pair KL [K] detached, weights a [K]).
     """
     kl = kl_divergence(teacher_layers, student_layers, temperature)  # [K]
     if reweight:
-        weights = layer_weights(teacher_layers, labels, layer_temperature)
+        weights = layer_weights(teacher_layers, labels, layer_temperature, reduce)
     else:
         weights = torch.ones_like(kl)
     return (weights * kl).sum(), kl.detach(), weights
@@ -196,12 +205,14 @@ def lead_objective(
     reweight: bool = True,
     teacher_trains: bool = True,
     teacher_kd_grad: bool = True,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> LossTerms:
     """Combine every term. finals [B, N], layers [K, B, N] (pairs already aligned), labels [B].
 
     `weights` has attributes contrastive / teacher / response / layer (config LossWeights).
     When the teacher is frozen its CE is not added and response KD is one-way; with
     `teacher_kd_grad` False the KD targets are detached (the teacher learns only from its CE).
+    `reduce` makes the layer weights the same on every worker (see `layer_weights`).
     """
     zero = student_final.new_zeros(())
     t_final, t_layers = teacher_final, teacher_layers
@@ -214,7 +225,7 @@ def lead_objective(
     )
     if student_layers.shape[0] > 0 and weights.layer > 0:
         lyr, kl, a = lead_layer_loss(
-            student_layers, t_layers, labels, temperature, layer_temperature, reweight
+            student_layers, t_layers, labels, temperature, layer_temperature, reweight, reduce
         )
     else:
         lyr, kl, a = zero, zero.new_zeros(0), zero.new_zeros(0)

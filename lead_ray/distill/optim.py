@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
@@ -50,8 +51,8 @@ def param_groups(model: LeadModel, cfg: Config) -> list[dict]:
 
 
 class Updater(Protocol):
-    def backward(self, loss: torch.Tensor) -> None: ...
-    def step(self) -> dict[str, float]: ...
+    def backward(self, loss: torch.Tensor) -> None: ...  # once per micro-batch, loss scaled
+    def step(self) -> dict[str, float]: ...  # once per optimizer step
 
 
 class LocalUpdater:
@@ -97,22 +98,48 @@ def autocast(precision: str, device_type: str = "cpu"):
     return contextlib.nullcontext()
 
 
+def mean_metrics(records: Sequence[dict]) -> dict:
+    """One record from the micro-batches' metrics: numbers and number lists averaged (lists
+    element-wise), anything else taken from the last record."""
+    out = dict(records[-1])
+    for key, last in out.items():
+        values = [r[key] for r in records]
+        if isinstance(last, (int, float)) and not isinstance(last, bool):
+            out[key] = sum(values) / len(values)
+        elif isinstance(last, list) and all(isinstance(v, (int, float)) for v in last):
+            out[key] = [sum(col) / len(col) for col in zip(*values, strict=True)]
+    return out
+
+
 def train_step(
     model: nn.Module,
-    batch: TrainBatch,
+    batches: TrainBatch | Sequence[TrainBatch],
     pairs: list[tuple[int, int]],
     updater: Updater,
     precision: str = "fp32",
     device_type: str = "cpu",
 ) -> dict:
-    """One optimizer step: forward (model or its DDP/DeepSpeed wrapper), backward, update.
+    """One optimizer step over one or more micro-batches (`train.grad_accum`): for each, forward
+    (model or its DDP/DeepSpeed wrapper) and backward of its loss divided by their number, so
+    the update uses the mean of their gradients (clipped once, as the official code does).
 
-    Returns the step's metrics (loss terms, per-layer KL and weights, accuracies, LR, norms).
+    Returns the step's metrics averaged over the micro-batches (loss terms, per-layer KL and
+    weights, accuracies) with the update's LR and gradient norms.
     """
     t0 = time.perf_counter()
-    with autocast(precision, device_type):
-        loss, metrics = model(batch, pairs)
-    updater.backward(loss)
+    batches = [batches] if isinstance(batches, TrainBatch) else list(batches)
+    records = []
+    for i, batch in enumerate(batches):
+        ddp = isinstance(model, nn.parallel.DistributedDataParallel)
+        # DDP all-reduces the gradients once, at the last micro-batch (DeepSpeed counts
+        # micro-batches itself: its updater steps the engine at every backward)
+        defer = ddp and i < len(batches) - 1
+        with model.no_sync() if defer else contextlib.nullcontext():
+            with autocast(precision, device_type):
+                loss, metrics = model(batch, pairs)
+            updater.backward(loss / len(batches))
+        records.append(metrics)
+    metrics = mean_metrics(records)
     metrics.update(updater.step())
     metrics["pairs"] = [list(p) for p in pairs]
     metrics["step_time"] = time.perf_counter() - t0

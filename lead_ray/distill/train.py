@@ -131,10 +131,10 @@ def fit_local(
         try:
             for step in range(start, steps):
                 pairs = pairs_at(model, cfg, step)
-                batch = data.batch(step, cfg.train.batch_size)
-                m = train_step(model, batch, pairs, updater, cfg.train.precision)
+                batches = data.step_batches(step, cfg.train.batch_size, cfg.train.grad_accum)
+                m = train_step(model, batches, pairs, updater, cfg.train.precision)
                 m["step"] = last = step + 1
-                m["queries_per_s"] = cfg.train.batch_size / m["step_time"]
+                m["queries_per_s"] = cfg.train.batch_size * len(batches) / m["step_time"]
                 evaluated = selection.due(last)
                 if evaluated:
                     dev_m, improved = selection.evaluate(model.student, last)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # (path in the DeepSpeed JSON, what lead-ray sets it from)
 OWNED = {
     ("train_micro_batch_size_per_gpu",): "train.batch_size",
-    ("gradient_accumulation_steps",): "(always 1)",
+    ("gradient_accumulation_steps",): "train.grad_accum",
     ("gradient_clipping",): "train.grad_clip",
     ("zero_optimization", "stage"): "train.deepspeed.stage",
     ("bf16", "enabled"): "train.precision",
@@ -102,7 +102,7 @@ def deepspeed_config(
     t = cfg.train
     generated: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": t.batch_size,
-        "gradient_accumulation_steps": 1,
+        "gradient_accumulation_steps": t.grad_accum,
         "gradient_clipping": t.grad_clip,  # 0 disables it
         "zero_optimization": {"stage": t.deepspeed.stage},
         "zero_allow_untested_optimizer": True,  # a torch AdamW, no fused_adam JIT build
@@ -133,13 +133,20 @@ def deepspeed_config(
 
 
 class DeepSpeedUpdater:
-    """`backward` / `step` through a DeepSpeed engine (it steps the LR schedule itself)."""
+    """`backward` / `step` through a DeepSpeed engine (it steps the LR schedule itself).
+
+    With `train.grad_accum` micro-batches per step the engine counts them: `train_step` scales
+    each loss already, and every micro-batch's `engine.step()` but the last only advances the
+    engine's counter; the last reduces the gradients, clips and updates.
+    """
 
     def __init__(self, engine):
         self.engine = engine
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.engine.backward(loss)
+        self.engine.backward(loss, scale_wrt_gas=False)
+        if not self.engine.is_gradient_accumulation_boundary():
+            self.engine.step()
 
     def step(self) -> dict[str, float]:
         lr = self.engine.get_lr()[0]  # the LR this step uses (read before the scheduler moves)

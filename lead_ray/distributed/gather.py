@@ -64,6 +64,29 @@ def all_gather_with_grad(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat(parts, dim=dim)
 
 
+def all_gather_local_grad(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Concatenate `t` from every worker along `dim`, gradients flowing into this worker's own
+    slice only (the official LEAD code's `gather_tensor`): each worker's loss trains the
+    passages it encoded, and DDP/DeepSpeed average the workers' gradients (`train.gradients:
+    per_rank`). Shapes as in `all_gather_with_grad`.
+    """
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.detach().contiguous())
+    parts[dist.get_rank()] = t
+    return torch.cat(parts, dim=dim)
+
+
+GATHERS = {"per_rank": all_gather_local_grad, "global_batch": all_gather_with_grad}
+
+
+def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+    """The mean of `t` over the workers, without gradient (e.g. each teacher layer's ranking
+    loss, so that every worker derives the same layer weights). [...] -> [...]"""
+    out = t.detach().clone()
+    dist.all_reduce(out)
+    return out / dist.get_world_size()
+
+
 def _numbers(value) -> list[float] | None:
     """A metric's numeric content (a number or a flat list of numbers), else None."""
     if isinstance(value, bool):

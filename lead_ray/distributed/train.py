@@ -40,7 +40,7 @@ from lead_ray.distill.tracking import open_tracking
 from lead_ray.distill.train import finish_training, open_train_folder
 from lead_ray.distributed.checkpointing import export_consolidated, load_state, save_state, skeleton
 from lead_ray.distributed.engine import read_deepspeed_json, wrap_model
-from lead_ray.distributed.gather import agree, all_gather_with_grad, reduce_metrics
+from lead_ray.distributed.gather import GATHERS, agree, all_reduce_mean, reduce_metrics
 from lead_ray.distributed.metrics import follow_metrics, metrics_writer
 from lead_ray.stages.run import Run
 from lead_ray.storage import atomic_dir, is_uri
@@ -192,9 +192,9 @@ class _Worker:
         dev = run.dev_set()
         self.selection = Selection(cfg, dev, eval_interval(cfg, dev is not None))
         self.best_dir = run.layout.trained_model("student-best")
-        gather = all_gather_with_grad if self.world > 1 else no_gather
+        gather = GATHERS[cfg.train.gradients] if self.world > 1 else no_gather
         self.model = model = build_lead_model(
-            cfg, gather=gather, rank=self.rank, world=self.world, teacher_cache=run.teacher_cache()
+            cfg, gather, self.rank, self.world, run.teacher_cache(), reduce=all_reduce_mean
         )
         self.stage = stage = cfg.train.deepspeed.stage
         self.shells = {}  # rank 0's export targets, copied before DeepSpeed converts the weights
@@ -255,10 +255,10 @@ class _Worker:
         start = self.resume()
         for step in range(start, t.steps):
             pairs = pairs_at(self.model, cfg, step)
-            batch = self.data.batch(step, t.batch_size, self.rank, self.world)
-            m = train_step(self.wrapped, batch, pairs, self.updater, t.precision, self.device.type)
+            micro = self.data.step_batches(step, t.batch_size, t.grad_accum, self.rank, self.world)
+            m = train_step(self.wrapped, micro, pairs, self.updater, t.precision, self.device.type)
             m["step"] = done = step + 1
-            m["queries_per_s"] = t.batch_size * self.world / m["step_time"]
+            m["queries_per_s"] = t.batch_size * t.grad_accum * self.world / m["step_time"]
             if self.device.type == "cuda":
                 m["mem_peak_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
             evaluated, stop = self.selection.due(done), False

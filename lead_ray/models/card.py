@@ -34,7 +34,7 @@ the teacher's, at intermediate layers as well as at the end.
 | data | {data} (split `{split_train}`){examples} |
 | LEAD | {pairs} layer pairs ({selection}, re-drawn every {resample} steps), temperature \
 {temperature}, layer temperature {layer_temperature}, re-weighting {reweight}, weights {weights} |
-| training | {steps} steps, batch {batch} x (1 + {negatives}), lr {lr}, {precision}, seed {seed} |
+| training | {steps} steps, batch {batch} x (1 + {negatives}){accum}, lr {lr}, {precision}, seed {seed} |
 | lengths | query {max_query} tokens, passage {max_doc} tokens |
 | prompts | query {query_prompt!r}, passage {passage_prompt!r} |
 {results}
@@ -135,6 +135,7 @@ def model_card(
         weights=lead.weights.model_dump(),
         steps=train.steps,
         batch=train.batch_size,
+        accum=f", {train.grad_accum} micro-batches per step" if train.grad_accum > 1 else "",
         negatives=train.negatives,
         lr=train.lr,
         precision=train.precision,
