@@ -272,3 +272,21 @@ def test_accumulated_step_uses_the_mean_of_the_micro_batch_gradients():
         torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in student]))
     )
     assert m["grad_norm_student"] == pytest.approx(norm, rel=1e-4)
+
+
+def test_fingerprint_ignores_settings_that_cannot_change_the_run():
+    """A run written before `grad_accum` and `gradients` existed still resumes (their defaults
+    and, in one process, `gradients` compute the same), while changing them where they matter
+    refuses the resume."""
+    from lead_ray.distill.checkpoint import config_fingerprint
+
+    def fp(*overrides):
+        return config_fingerprint(_tiny(*overrides).to_dict())
+
+    before = _tiny().to_dict()
+    for key in ("grad_accum", "gradients"):
+        del before["train"][key]
+    assert config_fingerprint(before) == fp() == fp("train.gradients=global_batch")
+    assert fp("train.grad_accum=2") != fp()
+    ray = ("train.backend=ray", "train.workers=2")
+    assert fp(*ray, "train.gradients=global_batch") != fp(*ray)

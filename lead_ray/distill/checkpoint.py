@@ -45,6 +45,14 @@ def config_fingerprint(cfg_dict: dict) -> str:
         "select",
     ):
         cfg.get("train", {}).pop(key, None)
+    train = cfg.get("train", {})
+    # keys that cannot change this run's computation stay out, so that a run written before
+    # they existed still resumes: one process has no cross-worker gradients, and one
+    # micro-batch per step is what every run did before `grad_accum`
+    if train.get("backend") != "ray" or train.get("workers") == 1:
+        train.pop("gradients", None)
+    if train.get("grad_accum") == 1:
+        train.pop("grad_accum")
     for section in ("mine", "encode", "index", "search", "evaluate", "track", "ray", "name"):
         cfg.pop(section, None)
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]

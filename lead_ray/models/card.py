@@ -34,7 +34,8 @@ the teacher's, at intermediate layers as well as at the end.
 | data | {data} (split `{split_train}`){examples} |
 | LEAD | {pairs} layer pairs ({selection}, re-drawn every {resample} steps), temperature \
 {temperature}, layer temperature {layer_temperature}, re-weighting {reweight}, weights {weights} |
-| training | {steps} steps, batch {batch} x (1 + {negatives}){accum}, lr {lr}, {precision}, seed {seed} |
+| training | {steps} steps, batch {batch} x (1 + {negatives}){accum}, lr {lr}, {precision}, \
+seed {seed} |
 | lengths | query {max_query} tokens, passage {max_doc} tokens |
 | prompts | query {query_prompt!r}, passage {passage_prompt!r} |
 {results}
