@@ -131,6 +131,45 @@ def test_shortfall_on_a_cluster_is_a_warning_the_autoscaler_can_fix():
     assert dr.verdict(dr.check(cfg, gpu_cluster(), verb="train", cluster=False)) == "NOT READY"
 
 
+def _with_growth(facts: dr.Facts, autoscaler, max_gpu_nodes: int = 2) -> dr.Facts:
+    gpu8 = {"resources": {"CPU": 32, "GPU": 8}, "min_workers": 0, "max_workers": max_gpu_nodes}
+    facts.growth = {"autoscaler": autoscaler, "types": {"gpu8": gpu8} if autoscaler else {},
+                    "max_workers": max_gpu_nodes}  # fmt: skip
+    return facts
+
+
+def test_autoscaler_limits_tell_waiting_from_never():
+    """8 GPUs up now, a node type of 8 GPUs with at most 2 more nodes: 16 GPU workers wait for
+    the autoscaler, 32 can never run; without an autoscaler even 16 cannot."""
+    gpu = ["train.backend=ray", "train.use_gpu=true"]
+    wait = load_config(TINY, [*gpu, "train.workers=16"])
+    never = load_config(TINY, [*gpu, "train.workers=32"])
+    (short,) = [c for c in dr.check(wait, _with_growth(gpu_cluster(), True), verb="train",
+                                    cluster=True) if "GPU at once" in c.text]  # fmt: skip
+    assert short.ok is None and "up to 24" in short.text
+    checks = dr.check(never, _with_growth(gpu_cluster(), True), verb="train", cluster=True)
+    (short,) = [c for c in checks if "GPU at once" in c.text]
+    assert short.ok is False and "reach at most 24: never met" in short.text
+    static = dr.check(wait, _with_growth(gpu_cluster(), False), verb="train", cluster=True)
+    assert [c.text for c in static if c.ok is False and "no autoscaler" in c.text]
+    report = dr.format_report(_with_growth(gpu_cluster(), True), checks, "tiny")
+    assert "autoscaler: on (at most 2 workers)" in report and "gpu8: 32 CPU, 8 GPU; 0-2" in report
+
+
+def test_reachable_resources_respect_the_cluster_cap():
+    from lead_ray.distributed.session import Growth
+
+    types = {
+        "big": {"resources": {"CPU": 4}, "min_workers": 0, "max_workers": 5},
+        "small": {"resources": {"CPU": 1}, "min_workers": 0, "max_workers": 10},
+    }
+    assert Growth(True, types, max_workers=6).reachable("CPU", 2) == 2 + 5 * 4 + 1 * 1
+    assert Growth(True, types).reachable("CPU", 0) == 30
+    assert Growth(True, types).reachable("GPU", 0) == 0
+    assert Growth(False).reachable("CPU", 3) == 3
+    assert Growth(None).reachable("CPU", 3) is None and Growth(True).reachable("CPU", 3) is None
+
+
 def test_verb_limits_the_check_to_its_stage():
     cfg = load_config(TINY, ["index.gpu=true"])
     assert dr.verdict(dr.check(cfg, laptop(), verb="train")) == "READY"

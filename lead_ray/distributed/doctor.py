@@ -35,6 +35,7 @@ class Facts:
     ray: str  # Ray version of this process
     address: str  # "this machine (no Ray started)" or the cluster's GCS address
     nodes: list[Node]
+    growth: dict[str, Any] | None = None  # a cluster's autoscaler (session.Growth as a dict)
 
     @property
     def cpus(self) -> float:
@@ -195,7 +196,10 @@ def cluster_facts() -> Facts:
                 sw,
             )
         )
-    return Facts(ray.__version__, ray.get_runtime_context().gcs_address, nodes)
+    from lead_ray.distributed.session import growth
+
+    gcs = ray.get_runtime_context().gcs_address
+    return Facts(ray.__version__, gcs, nodes, asdict(growth()))
 
 
 # ----------------------------------------------------------------------------- needs and verdict
@@ -319,21 +323,30 @@ def check(
 ) -> list[Check]:
     """The verdict lines for running `verb` (default: the whole pipeline) of `cfg` on `facts`.
 
-    Resource shortfalls block a run on one machine; on a cluster they are warnings, because an
-    autoscaling cluster adds nodes when the run asks for them.
+    Resource shortfalls block a run on one machine and on a cluster without an autoscaler, or
+    beyond what the autoscaler's node types can ever add; within those they are warnings (the
+    autoscaler adds nodes when the run asks for them).
     """
+    from lead_ray.distributed.session import Growth
+
     stages = stages_for(verb)
     checks = []
+    growth = Growth(**facts.growth) if cluster and facts.growth else Growth(None)
     for stage, need in needs(cfg, verb).items():
         for kind, have in (("cpus", facts.cpus), ("gpus", facts.gpus)):
             if need[kind] <= have:
                 continue
             text = f"{stage} needs {need[kind]:g} {kind[:-1].upper()} at once, {have:g} available"
-            checks.append(
-                Check(None, text + " now (the autoscaler adds nodes on demand)")
-                if cluster
-                else Check(False, text)
-            )
+            reach = growth.reachable(kind[:-1].upper(), have) if cluster else have
+            if reach is not None and need[kind] > reach:
+                why = "" if not cluster else (
+                    " and the cluster has no autoscaler" if reach == have
+                    else f"; the autoscaler's node types reach at most {reach:g}: never met"
+                )  # fmt: skip
+                checks.append(Check(False, text + why))
+            else:
+                limit = "" if reach is None else f", up to {reach:g}"
+                checks.append(Check(None, f"{text} now (the autoscaler adds nodes{limit})"))
     gpu_nodes = [n.software for n in facts.nodes if n.gpus > 0 and n.software]
     sws = gpu_nodes or [n.software for n in facts.nodes if n.software]
     return checks + _software_checks(cfg, stages, sws)
@@ -356,6 +369,18 @@ def format_report(
         f"Ray {facts.ray} at {facts.address}",
         f"nodes: {len(facts.nodes)}   CPUs: {facts.cpus:g}   GPUs: {facts.gpus:g}",
     ]
+    if facts.growth is not None:
+        g = facts.growth
+        if g["autoscaler"] is None:
+            lines.append("autoscaler: unknown here (not on the head)")
+        elif not g["autoscaler"]:
+            lines.append("autoscaler: none (the cluster keeps these nodes)")
+        else:
+            cap = "" if g["max_workers"] is None else f" (at most {g['max_workers']} workers)"
+            lines.append(f"autoscaler: on{cap}")
+            for name, t in g["types"].items():
+                res = ", ".join(f"{v:g} {k}" for k, v in t["resources"].items())
+                lines.append(f"  {name}: {res}; {t['min_workers']}-{t['max_workers']} nodes")
     for n in facts.nodes:
         sw = n.software
         lines.append(f"  {n.host}: {n.cpus:g} CPU, {n.gpus:g} GPU, {n.memory_gb:g} GiB")

@@ -40,7 +40,7 @@ from lead_ray.config import Config
 from lead_ray.corpus.encode import CALL_BATCHES, CorpusEncoder, check_dual_encoder
 from lead_ray.corpus.shard_writer import ShardWriter, plan_encoding
 from lead_ray.data.store import CORPUS_FILE, CorpusStore
-from lead_ray.distributed.session import require_local_resources, start_ray
+from lead_ray.distributed.session import require_resources, start_ray
 from lead_ray.models.backbone import resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def run_encoding(
             ("CPU", enc.actors * enc.cpus_per_actor),
             ("GPU", enc.actors * enc.num_gpus),
         ):
-            require_local_resources(
+            require_resources(
                 cfg,
                 kind,
                 need,

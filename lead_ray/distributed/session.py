@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from lead_ray.config import Config, ConfigError
 
@@ -27,15 +32,105 @@ def start_ray(cfg: Config) -> bool:
     return True
 
 
-def require_local_resources(cfg: Config, kind: str, need: float, what: str) -> None:
-    """A local Ray cannot grow: refuse work that would wait for resources forever."""
+@dataclass
+class Growth:
+    """How far the connected Ray can grow.
+
+    `types`: the autoscaler's worker node types {name: {"resources", "min_workers",
+    "max_workers"}} when its config is readable here; empty when unknown. `autoscaler`: True
+    when an autoscaler with a config runs, False when the head's monitor runs without one (the
+    cluster keeps the nodes it has), None when this process is not on the head (a Ray client)
+    and cannot tell. `lead submit` jobs and `lead doctor --address http://...` run on the head.
+    """
+
+    autoscaler: bool | None
+    types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    max_workers: int | None = None  # the config's cluster-wide cap
+
+    def reachable(self, kind: str, now: float) -> float | None:
+        """The most of resource `kind` the cluster can ever hold (None: unknown, unbounded)."""
+        if self.autoscaler is False:
+            return now
+        if not self.types:
+            return None
+        per_type = sorted(
+            ((float(t.get("resources", {}).get(kind, 0)), int(t.get("max_workers", 0)))
+             for t in self.types.values()),
+            reverse=True,
+        )  # fmt: skip
+        budget, total = self.max_workers, 0.0
+        for size, count in per_type:  # the largest nodes first, within the cluster's cap
+            n = count if budget is None else min(count, budget)
+            total += size * n
+            budget = None if budget is None else budget - n
+        return now + total  # the nodes up now (the head's included) stay
+
+
+def autoscaler_config_path(gcs_address: str) -> Path | None | bool:
+    """The autoscaling config of the autoscaler serving `gcs_address`, read from its monitor
+    process's command line: a path, False when the monitor runs without one, None when no
+    such process runs here (not the head)."""
+    import psutil
+
+    port = gcs_address.rsplit(":", 1)[-1]
+    for proc in psutil.process_iter(["cmdline"]):
+        args = proc.info.get("cmdline") or []
+        if not any(a.endswith("autoscaler/_private/monitor.py") for a in args):
+            continue
+        if not any(a.startswith("--gcs-address=") and a.endswith(f":{port}") for a in args):
+            continue
+        for a in args:
+            if a.startswith("--autoscaling-config="):
+                return Path(a.split("=", 1)[1])
+        return False
+    return None
+
+
+def growth() -> Growth:
+    """The connected Ray's autoscaler (the caller ran `ray.init`): its worker node types and
+    limits, read on the head from the config its monitor was started with (`ray start
+    --autoscaling-config`; `ray up` heads use `~/ray_bootstrap_config.yaml`)."""
     import ray
 
-    if cfg.ray.address is not None:
-        return  # an autoscaling cluster may add nodes
+    path = autoscaler_config_path(ray.get_runtime_context().gcs_address)
+    if not path:
+        return Growth(None if path is None else False)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}  # JSON is YAML
+    except (OSError, yaml.YAMLError):
+        return Growth(True)  # an autoscaler runs; what it may add is unknown
+    head = config.get("head_node_type")
+    types = {
+        name: {
+            "resources": dict(t.get("resources") or {}),
+            "min_workers": int(t.get("min_workers", 0)),
+            "max_workers": int(t.get("max_workers", 0)),
+        }
+        for name, t in (config.get("available_node_types") or {}).items()
+        if name != head
+    }
+    cap = config.get("max_workers")
+    return Growth(True, types, None if cap is None else int(cap))
+
+
+def require_resources(cfg: Config, kind: str, need: float, what: str) -> None:
+    """Refuse work that would wait for resources forever: more than a local Ray or a cluster
+    without an autoscaler has, or more than the autoscaler's node types can ever add. An
+    autoscaler whose limits are not readable here gets the benefit of the doubt."""
+    import ray
+
     have = ray.cluster_resources().get(kind, 0)
-    if need > have:
+    if need <= have:
+        return
+    if cfg.ray.address is None and not os.environ.get("RAY_ADDRESS"):
         raise ConfigError(
             f"{what} need {need:g} {kind}s; this Ray has {have:g} "
             "(set ray.num_cpus, or ask for less)"
+        )
+    reach = growth().reachable(kind, have)
+    if reach is not None and need > reach:
+        raise ConfigError(
+            f"{what} need {need:g} {kind}s; this cluster has {have:g} and "
+            + ("no autoscaler" if reach == have else f"its autoscaler can reach {reach:g}")
+            + " (ask for less, or add node types / raise max_workers in the cluster config)"
         )

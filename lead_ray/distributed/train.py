@@ -111,10 +111,10 @@ def _check_models(cfg: Config) -> None:
 
 
 def _require_workers(cfg: Config) -> None:
-    from lead_ray.distributed.session import require_local_resources
+    from lead_ray.distributed.session import require_resources
 
     kind = "GPU" if cfg.train.use_gpu else "CPU"
-    require_local_resources(
+    require_resources(
         cfg, kind, cfg.train.workers, f"train.workers={cfg.train.workers} (one {kind} each)"
     )
 

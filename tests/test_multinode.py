@@ -1,0 +1,181 @@
+"""Clusters of several nodes on this machine: an autoscaling head that starts with no worker
+node (Ray's fake multi-node provider: each "node" is a real raylet with its own resources).
+
+The head is started with `ray start --head --block` in its own process session, temp dir, ports
+and token, and torn down by signalling that session only (never `ray stop`, which would kill
+every Ray on the machine, the suite's `ray_local` included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
+from test_jobs import BIN, TINY, _job_id, _stop_group, _wait_state, _wait_up, free_port
+from typer.testing import CliRunner
+
+from lead_ray.cli.main import app
+
+runner = CliRunner()
+IDLE_MINUTES = 0.2
+
+
+def autoscaling_config(gcs: str, worker_types: dict) -> dict:
+    """An autoscaler config for the fake multi-node provider (the pip wheel lacks its
+    example.yaml): a head with no CPU, the given worker node types."""
+    return {
+        "cluster_name": "lead-test",
+        "max_workers": sum(t["max_workers"] for t in worker_types.values()),
+        "upscaling_speed": 1.0,
+        "idle_timeout_minutes": IDLE_MINUTES,
+        "provider": {
+            "type": "fake_multinode",
+            "gcs_address": gcs,
+            "disable_node_updaters": True,  # the "nodes" are local raylets: nothing to set up
+            "disable_launch_config_check": True,
+            # several raylets share one IP: the autoscaler must know nodes by their ids (the
+            # provider names them fff...0000N, the head fff...00000)
+            "use_node_id_as_ip": True,
+        },
+        "auth": {"ssh_user": "ray"},
+        "docker": {},
+        "head_node_type": "ray.head.default",
+        "available_node_types": {
+            "ray.head.default": {"resources": {"CPU": 0}, "node_config": {}, "max_workers": 0},
+            **worker_types,
+        },
+        "file_mounts": {},
+        "cluster_synced_files": [],
+        "file_mounts_sync_continuously": False,
+        "rsync_exclude": [],
+        "rsync_filter": [],
+        "initialization_commands": [],
+        "setup_commands": [],
+        "head_setup_commands": [],
+        "worker_setup_commands": [],
+        "head_start_ray_commands": [],
+        "worker_start_ray_commands": [],
+    }
+
+
+@pytest.fixture(scope="module")
+def autoscaling_head(tmp_path_factory):
+    """Yields (dashboard url, token): a token-auth head with 0 CPUs whose autoscaler may add up
+    to two 1-CPU worker nodes and removes them after IDLE_MINUTES idle."""
+    temp = tmp_path_factory.mktemp("as")
+    if len(str(temp)) > 60:  # Ray's unix socket paths live under it (limit ~107 bytes)
+        pytest.fail(f"temp dir {temp} is too long for Ray's sockets; set --basetemp shorter")
+    token, port, dash = uuid.uuid4().hex, free_port(), free_port()
+    cfg = autoscaling_config(
+        f"127.0.0.1:{port}",
+        {"cpu1": {"resources": {"CPU": 1}, "node_config": {}, "min_workers": 0, "max_workers": 2}},
+    )
+    (temp / "autoscaler.json").write_text(json.dumps(cfg))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(
+        RAY_FAKE_CLUSTER="1",
+        RAY_OVERRIDE_NODE_ID_FOR_TESTING=FAKE_HEAD_NODE_ID,
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=token,
+        RAY_USAGE_STATS_ENABLED="0",
+        PATH=f"{BIN}{os.pathsep}{env['PATH']}",
+    )
+    cmd = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--block",
+        "--num-cpus=0",
+        f"--autoscaling-config={temp / 'autoscaler.json'}",
+        f"--temp-dir={temp}",
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        f"--ray-client-server-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        "--disable-usage-stats",
+    ]
+    log = temp / "ray-start.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        url = f"http://127.0.0.1:{dash}"
+        _wait_up(url, token, proc, log)
+        yield url, token
+    finally:
+        _stop_group(proc)
+        # the provider's worker raylets are children of the head's autoscaler process, in
+        # its session: _stop_group has signalled them too
+
+
+def alive_workers(url: str, token: str) -> int:
+    """Worker nodes (not the head) the cluster reports alive, from the dashboard's state API."""
+    import requests
+
+    r = requests.get(
+        f"{url}/api/v0/nodes",
+        params={"limit": 100, "detail": "true"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    nodes = r.json()["data"]["result"]["result"]
+    return sum(1 for n in nodes if n["state"] == "ALIVE" and not n.get("is_head_node"))
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(every)
+    return value
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_autoscaler_adds_two_nodes_for_training_and_removes_them_when_idle(
+    autoscaling_head, tmp_path, monkeypatch
+):
+    """A head with no CPU and no worker node; `lead submit` of a training whose two Ray Train
+    workers need a CPU each: the autoscaler starts two 1-CPU nodes, the job succeeds,
+    `lead jobs list` shows it, and the nodes go away after the idle timeout."""
+    url, token = autoscaling_head
+    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    assert alive_workers(url, token) == 0
+    # `lead doctor` on the head reads the autoscaler's node types: 2 workers wait for nodes,
+    # 3 can never be placed (two 1-CPU nodes at most, a head with no CPU)
+    ray_train = ["--verb", "train", "--set", "train.backend=ray"]
+    doc = runner.invoke(app, ["doctor", str(TINY), "--address", url, *ray_train,
+                              "--set", "train.workers=3"])  # fmt: skip
+    assert doc.exit_code == 1, doc.output
+    assert "cpu1: 1 CPU; 0-2 nodes" in doc.output and "reach at most 2: never met" in doc.output
+    doc = runner.invoke(app, ["doctor", str(TINY), "--address", url, *ray_train,
+                              "--set", "train.workers=2"])  # fmt: skip
+    assert doc.exit_code == 0, doc.output
+    assert "the autoscaler adds nodes, up to 2" in doc.output
+    out = tmp_path / "run"
+    args = ["submit", str(TINY), "--address", url, "--out", str(out)]
+    for item in ("train.backend=ray", "train.workers=2", "train.steps=6",
+                 "train.checkpoint_every=3", "encode.threads=1"):  # fmt: skip
+        args += ["--set", item]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    job_id = _job_id(res.output)
+    # the two nodes the training needs are started for it (none existed before)
+    wait_for(lambda: alive_workers(url, token) >= 2, 300, "the autoscaler to add 2 nodes")
+    assert _wait_state(url, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 600) == "SUCCEEDED"
+    manifest = json.loads((out / "train" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["backend"] == "ray" and manifest["stopped_at"] == 6
+    listed = runner.invoke(app, ["jobs", "list", "--address", url])
+    row = next(x for x in listed.output.splitlines() if x.startswith(job_id))
+    assert "SUCCEEDED" in row
+    # ... and removed once idle (idle timeout 0.2 min + the autoscaler's update period)
+    wait_for(lambda: alive_workers(url, token) == 0, 180, "the idle nodes to be removed")
