@@ -68,12 +68,13 @@ def train_worker_pids() -> list[int]:
 class WorkerKiller:
     """Kills one Ray Train worker (SIGKILL, as a lost node or an OOM would) the moment `when()`
     is true, from a background thread: a real failure, injected from outside the product.
-    `killed` is the PID it killed, `at` what `when()` returned."""
+    `killed` is the PID it killed, `at` what `when()` returned. With `node=True` it kills the
+    worker's raylet instead: the whole node is lost, as a preempted instance would be."""
 
-    def __init__(self, when, timeout: float = 600.0):
+    def __init__(self, when, timeout: float = 600.0, node: bool = False):
         import threading
 
-        self.when, self.timeout = when, timeout
+        self.when, self.timeout, self.node = when, timeout, node
         self.killed: int | None = None
         self.at = None
         self._stop = threading.Event()
@@ -96,8 +97,17 @@ class WorkerKiller:
             at = self.when()
             pids = train_worker_pids() if at else []
             if pids:
-                os.kill(pids[-1], signal.SIGKILL)
-                self.killed, self.at = pids[-1], at
+                victim = pids[-1]
+                if self.node:  # the raylet that started the worker, and all it started
+                    import psutil
+
+                    raylet = psutil.Process(psutil.Process(victim).ppid())
+                    for proc in [raylet, *raylet.children(recursive=True)]:
+                        proc.send_signal(signal.SIGKILL)
+                    victim = raylet.pid
+                else:
+                    os.kill(victim, signal.SIGKILL)
+                self.killed, self.at = victim, at
                 return
             time.sleep(0.005)
 

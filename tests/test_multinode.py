@@ -179,3 +179,86 @@ def test_autoscaler_adds_two_nodes_for_training_and_removes_them_when_idle(
     assert "SUCCEEDED" in row
     # ... and removed once idle (idle timeout 0.2 min + the autoscaler's update period)
     wait_for(lambda: alive_workers(url, token) == 0, 180, "the idle nodes to be removed")
+
+
+@pytest.fixture(scope="module")
+def three_nodes(tmp_path_factory):
+    """Yields (dashboard url, token): a token-auth head with no CPU and three 1-CPU worker nodes
+    (each its own `ray start --block` raylet on 127.0.0.1), no autoscaler: a cluster that
+    keeps working when one node dies. The autoscaler's fake provider cannot stand in here: it
+    never learns that a node it started has died, so it neither replaces nor forgets it."""
+    temp = tmp_path_factory.mktemp("n3")
+    if len(str(temp)) > 60:
+        pytest.fail(f"temp dir {temp} is too long for Ray's sockets; set --basetemp shorter")
+    token, port, dash = uuid.uuid4().hex, free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=token,
+        RAY_USAGE_STATS_ENABLED="0",
+        PATH=f"{BIN}{os.pathsep}{env['PATH']}",
+    )
+    head = [
+        "--head", "--num-cpus=0", f"--temp-dir={temp}", f"--port={port}",
+        "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+        f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+    ]  # fmt: skip
+    worker = [f"--address=127.0.0.1:{port}", "--num-cpus=1"]
+    url, procs = f"http://127.0.0.1:{dash}", []
+    try:
+        for i, args in enumerate([head, worker, worker, worker]):
+            log = temp / f"ray-start-{i}.log"
+            with open(log, "w") as fh:
+                procs.append(subprocess.Popen(
+                    [str(BIN / "ray"), "start", "--block", "--node-ip-address=127.0.0.1",
+                     "--disable-usage-stats", *args],
+                    env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                ))  # fmt: skip
+            if i == 0:
+                _wait_up(url, token, procs[0], log)
+            else:  # one at a time: raylets starting together time out on a busy machine
+                wait_for(lambda i=i: alive_workers(url, token) == i, 180, f"worker node {i}")
+        yield url, token
+    finally:
+        for proc in reversed(procs):
+            _stop_group(proc)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_training_survives_the_loss_of_a_node(three_nodes, tmp_path, monkeypatch):
+    """A worker node dies mid-run (its raylet and every process it started are killed, as a
+    preempted instance's would be): Ray Train restarts the worker group on the two nodes left,
+    from the last checkpoint (on a path every node sees), and the run ends with every
+    configured step logged once."""
+    from conftest import WorkerKiller, logged_step
+
+    url, token = three_nodes
+    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    out = tmp_path / "run"
+    steps = 24
+    args = ["submit", str(TINY), "--address", url, "--out", str(out)]
+    for item in ("train.backend=ray", "train.workers=2", f"train.steps={steps}",
+                 "train.checkpoint_every=4", "train.max_failures=2", "encode.threads=1",
+                 f"ray.storage={tmp_path / 'ray-storage'}"):  # fmt: skip
+        args += ["--set", item]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    job_id = _job_id(res.output)
+    train_dir = out / "train"
+
+    def after_a_checkpoint():  # the step logged when the node dies (0: not yet)
+        return step if (step := logged_step(train_dir)) >= 8 else 0
+
+    with WorkerKiller(after_a_checkpoint, timeout=600, node=True) as killer:
+        state = _wait_state(url, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 900)
+    assert killer.killed, "no training worker was found to kill"
+    assert state == "SUCCEEDED"
+    assert 4 <= killer.at < steps
+    manifest = json.loads((train_dir / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["stopped_at"] == steps
+    records = [json.loads(x) for x in (train_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, steps + 1))  # each step logged once
+    restarted = {r["resumed_from"] for r in records}
+    assert len(restarted) == 2 and max(restarted) >= 4  # one restart, from a checkpoint
+    assert alive_workers(url, token) == 2  # the lost node stays lost
