@@ -340,8 +340,8 @@ def check(
             reach = growth.reachable(kind[:-1].upper(), have) if cluster else have
             if reach is not None and need[kind] > reach:
                 why = "" if not cluster else (
-                    " and the cluster has no autoscaler" if reach == have
-                    else f"; the autoscaler's node types reach at most {reach:g}: never met"
+                    f"; the autoscaler's node types reach at most {reach:g}: never met"
+                    if growth.autoscaler else " and the cluster has no autoscaler"
                 )  # fmt: skip
                 checks.append(Check(False, text + why))
             else:

@@ -127,10 +127,11 @@ def require_resources(cfg: Config, kind: str, need: float, what: str) -> None:
             f"{what} need {need:g} {kind}s; this Ray has {have:g} "
             "(set ray.num_cpus, or ask for less)"
         )
-    reach = growth().reachable(kind, have)
+    g = growth()
+    reach = g.reachable(kind, have)
     if reach is not None and need > reach:
         raise ConfigError(
             f"{what} need {need:g} {kind}s; this cluster has {have:g} and "
-            + ("no autoscaler" if reach == have else f"its autoscaler can reach {reach:g}")
+            + (f"its autoscaler can reach {reach:g}" if g.autoscaler else "no autoscaler")
             + " (ask for less, or add node types / raise max_workers in the cluster config)"
         )
