@@ -124,3 +124,23 @@ def latest_checkpoint_step(train_dir: Path) -> int:
     """The step of the newest checkpoint folder Ray Train has persisted (0 when none)."""
     steps = [int(p.name.split("-")[1]) for p in (train_dir / "checkpoints").glob("step-*")]
     return max(steps, default=0)
+
+
+def word_batch(queries: range):
+    """A training batch of made-up queries (2 passages each, uneven lengths) for queries
+    numbered `queries`: the same numbers give the same texts."""
+    from lead_ray.data.batching import TrainBatch
+
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+    passages = [
+        " ".join(words[(q * 3 + i * 7 + j) % 10] for j in range(3 + (q + i) % 5))
+        for q in queries
+        for i in range(2)
+    ]  # uneven lengths: padding must be masked
+    return TrainBatch(
+        [f"q{q}" for q in queries],
+        [f"{words[q]} {words[(q + 4) % 10]}" for q in queries],
+        [f"d{i}" for i in range(len(passages))],
+        passages,
+        per_query=2,
+    )

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import word_batch
 
 from lead_ray.config import ConfigError, load_config
 
@@ -158,24 +159,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _batch(queries: range):
-    from lead_ray.data.batching import TrainBatch
-
-    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
-    passages = [
-        " ".join(words[(q * 3 + i * 7 + j) % 10] for j in range(3 + (q + i) % 5))
-        for q in queries
-        for i in range(2)
-    ]  # uneven lengths: padding must be masked
-    return TrainBatch(
-        [f"q{q}" for q in queries],
-        [f"{words[q]} {words[(q + 4) % 10]}" for q in queries],
-        [f"d{i}" for i in range(len(passages))],
-        passages,
-        per_query=2,
-    )
-
-
 def _gather_worker(rank: int, world: int, cfg_dict: dict, folder: str, port: int) -> None:
     import torch.distributed as dist
     from safetensors.torch import save_file
@@ -190,7 +173,7 @@ def _gather_worker(rank: int, world: int, cfg_dict: dict, folder: str, port: int
     cfg = Config.from_dict(cfg_dict)
     gather = GATHERS[cfg.train.gradients]
     model = build_lead_model(cfg, gather, rank, world, reduce=all_reduce_mean).eval()
-    loss, metrics = model(_batch(range(3 * rank, 3 * rank + 3)), PAIRS)
+    loss, metrics = model(word_batch(range(3 * rank, 3 * rank + 3)), PAIRS)
     loss.backward()
     save_file(
         {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
@@ -234,7 +217,7 @@ def test_global_batch_gradients_equal_one_process_with_the_global_batch(tmp_path
 
     reference = build_lead_model(cfg).eval()  # one process, the 6 queries of both workers
     reference.student.pad_to_max = reference.teacher.pad_to_max = True
-    loss, metrics = reference(_batch(range(6)), PAIRS)
+    loss, metrics = reference(word_batch(range(6)), PAIRS)
     loss.backward()
     assert [m["candidates"] for m in per_rank] == [12, 12]  # 2 workers x 3 queries x 2 passages
     for m in per_rank:  # identical on both workers, and those of the whole batch
@@ -264,7 +247,7 @@ def test_per_rank_gradients_follow_the_official_code(tmp_path):
 
         with torch.no_grad():
             build_lead_model(cfg, record, rank, 2).eval()(
-                _batch(range(3 * rank, 3 * rank + 3)), PAIRS
+                word_batch(range(3 * rank, 3 * rank + 3)), PAIRS
             )
     ref: dict[str, torch.Tensor] = {}
     for rank in range(2):
@@ -275,7 +258,7 @@ def test_per_rank_gradients_follow_the_official_code(tmp_path):
             return torch.cat([t if r == rank else recorded[r][i] for r in range(2)], dim)
 
         model = build_lead_model(cfg, constant_others, rank, 2).eval()
-        loss, metrics = model(_batch(range(3 * rank, 3 * rank + 3)), PAIRS)
+        loss, metrics = model(word_batch(range(3 * rank, 3 * rank + 3)), PAIRS)
         assert metrics["loss"] == pytest.approx(per_rank[rank]["loss"], rel=1e-5)
         loss.backward()
         for n, p in model.named_parameters():
@@ -301,7 +284,7 @@ def test_gather_switch_keeps_candidates_local():
     from lead_ray.distributed.gather import all_gather_with_grad
 
     model = build_lead_model(tiny("train.gather=false"), all_gather_with_grad, rank=1, world=2)
-    loss, metrics = model(_batch(range(3, 6)), [(0, 1)])
+    loss, metrics = model(word_batch(range(3, 6)), [(0, 1)])
     assert metrics["candidates"] == 3 * 2 and torch.isfinite(loss)
 
 

@@ -70,41 +70,43 @@ def _stop_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def node_env(token: str, **extra: str) -> dict[str, str]:
+    """The environment of a `ray start` of ours: no inherited RAY_* settings, token auth."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0")
+    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", **extra)
+    return env
+
+
+def start_node(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`ray start --block ARGS` in its own process session (so that `_stop_group` stops only
+    what it started), its output in `log`."""
+    cmd = [str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *args]
+    with open(log, "w") as fh:
+        return subprocess.Popen(
+            cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def head_args(temp: Path, port: int, dash: int) -> list[str]:
+    """A head on 127.0.0.1 with its own temp dir and ports, the dashboard on loopback."""
+    if len(str(temp)) > 60:  # Ray's unix socket paths live under it (limit ~107 bytes)
+        pytest.fail(f"temp dir {temp} is too long for Ray's sockets; set --basetemp shorter")
+    return [
+        "--head", f"--temp-dir={temp}", f"--port={port}", "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}", f"--ray-client-server-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
     """A token-auth Ray head on 127.0.0.1: yields (dashboard url, token)."""
     temp = tmp_path_factory.mktemp("head")
-    if len(str(temp)) > 60:  # Ray's unix socket paths live under it (limit ~107 bytes)
-        pytest.fail(f"temp dir {temp} is too long for Ray's sockets; set --basetemp shorter")
-    token = uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=token,
-        RAY_USAGE_STATS_ENABLED="0",
-        RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1",
-        PATH=f"{BIN}{os.pathsep}{env['PATH']}",
-    )
-    dash = free_port()
-    cmd = [
-        str(BIN / "ray"),
-        "start",
-        "--head",
-        "--block",
-        "--num-cpus=2",
-        f"--temp-dir={temp}",
-        f"--port={free_port()}",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={dash}",
-        f"--ray-client-server-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        "--disable-usage-stats",
-    ]
+    token, dash = uuid.uuid4().hex, free_port()
+    env = node_env(token, RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1")
     log = temp / "ray-start.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    proc = start_node([*head_args(temp, free_port(), dash), "--num-cpus=2"], env, log)
     try:
         url = f"http://127.0.0.1:{dash}"
         _wait_up(url, token, proc, log)

@@ -9,14 +9,22 @@ every Ray on the machine, the suite's `ray_local` included).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 import uuid
 
 import pytest
 from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
-from test_jobs import BIN, TINY, _job_id, _stop_group, _wait_state, _wait_up, free_port
+from test_jobs import (
+    TINY,
+    _job_id,
+    _stop_group,
+    _wait_state,
+    _wait_up,
+    free_port,
+    head_args,
+    node_env,
+    start_node,
+)
 from typer.testing import CliRunner
 
 from lead_ray.cli.main import app
@@ -68,52 +76,25 @@ def autoscaling_head(tmp_path_factory):
     """Yields (dashboard url, token): a token-auth head with 0 CPUs whose autoscaler may add up
     to two 1-CPU worker nodes and removes them after IDLE_MINUTES idle."""
     temp = tmp_path_factory.mktemp("as")
-    if len(str(temp)) > 60:  # Ray's unix socket paths live under it (limit ~107 bytes)
-        pytest.fail(f"temp dir {temp} is too long for Ray's sockets; set --basetemp shorter")
     token, port, dash = uuid.uuid4().hex, free_port(), free_port()
     cfg = autoscaling_config(
         f"127.0.0.1:{port}",
         {"cpu1": {"resources": {"CPU": 1}, "node_config": {}, "min_workers": 0, "max_workers": 2}},
     )
     (temp / "autoscaler.json").write_text(json.dumps(cfg))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(
-        RAY_FAKE_CLUSTER="1",
-        RAY_OVERRIDE_NODE_ID_FOR_TESTING=FAKE_HEAD_NODE_ID,
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=token,
-        RAY_USAGE_STATS_ENABLED="0",
-        PATH=f"{BIN}{os.pathsep}{env['PATH']}",
-    )
-    cmd = [
-        str(BIN / "ray"),
-        "start",
-        "--head",
-        "--block",
-        "--num-cpus=0",
-        f"--autoscaling-config={temp / 'autoscaler.json'}",
-        f"--temp-dir={temp}",
-        f"--port={port}",
-        "--node-ip-address=127.0.0.1",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={dash}",
-        f"--ray-client-server-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        "--disable-usage-stats",
-    ]
+    env = node_env(token, RAY_FAKE_CLUSTER="1", RAY_OVERRIDE_NODE_ID_FOR_TESTING=FAKE_HEAD_NODE_ID)
+    args = [*head_args(temp, port, dash), "--num-cpus=0", "--node-ip-address=127.0.0.1",
+            f"--autoscaling-config={temp / 'autoscaler.json'}"]  # fmt: skip
     log = temp / "ray-start.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    proc = start_node(args, env, log)
     try:
         url = f"http://127.0.0.1:{dash}"
         _wait_up(url, token, proc, log)
         yield url, token
     finally:
-        _stop_group(proc)
         # the provider's worker raylets are children of the head's autoscaler process, in
-        # its session: _stop_group has signalled them too
+        # its session: this stops them too
+        _stop_group(proc)
 
 
 def alive_workers(url: str, token: str) -> int:
@@ -188,32 +169,15 @@ def three_nodes(tmp_path_factory):
     keeps working when one node dies. The autoscaler's fake provider cannot stand in here: it
     never learns that a node it started has died, so it neither replaces nor forgets it."""
     temp = tmp_path_factory.mktemp("n3")
-    if len(str(temp)) > 60:
-        pytest.fail(f"temp dir {temp} is too long for Ray's sockets; set --basetemp shorter")
     token, port, dash = uuid.uuid4().hex, free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=token,
-        RAY_USAGE_STATS_ENABLED="0",
-        PATH=f"{BIN}{os.pathsep}{env['PATH']}",
-    )
-    head = [
-        "--head", "--num-cpus=0", f"--temp-dir={temp}", f"--port={port}",
-        "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-        f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-    ]  # fmt: skip
+    env = node_env(token)
+    head = [*head_args(temp, port, dash), "--num-cpus=0"]
     worker = [f"--address=127.0.0.1:{port}", "--num-cpus=1"]
     url, procs = f"http://127.0.0.1:{dash}", []
     try:
         for i, args in enumerate([head, worker, worker, worker]):
             log = temp / f"ray-start-{i}.log"
-            with open(log, "w") as fh:
-                procs.append(subprocess.Popen(
-                    [str(BIN / "ray"), "start", "--block", "--node-ip-address=127.0.0.1",
-                     "--disable-usage-stats", *args],
-                    env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                ))  # fmt: skip
+            procs.append(start_node([*args, "--node-ip-address=127.0.0.1"], env, log))
             if i == 0:
                 _wait_up(url, token, procs[0], log)
             else:  # one at a time: raylets starting together time out on a busy machine

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import word_batch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -206,25 +207,6 @@ def test_student_with_its_own_tokenizer_trains(tmp_path):
     assert len(records) == 4 and records[-1]["loss_layer"] > 0
 
 
-def _micro_batch(first: int):
-    from lead_ray.data.batching import TrainBatch
-
-    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
-    queries = range(first, first + 3)
-    passages = [
-        f"{words[q]} {words[(q + i * 3) % 10]} {words[(q * 7) % 10]}"
-        for q in queries
-        for i in range(2)
-    ]
-    return TrainBatch(
-        [f"q{q}" for q in queries],
-        [f"{words[q]} {words[(q + 1) % 10]}" for q in queries],
-        [f"d{i}" for i in range(len(passages))],
-        passages,
-        per_query=2,
-    )
-
-
 class _Recorder:
     """An updater that keeps the gradients of each optimizer step instead of applying them."""
 
@@ -249,7 +231,7 @@ def test_accumulated_step_uses_the_mean_of_the_micro_batch_gradients():
 
     cfg = _tiny("train.grad_accum=2", "train.grad_clip=0")
     model = build_lead_model(cfg).eval()  # no dropout: the passes below see the same function
-    micro, pairs = [_micro_batch(0), _micro_batch(3)], [(0, 1), (1, 3)]
+    micro, pairs = [word_batch(range(3)), word_batch(range(3, 6))], [(0, 1), (1, 3)]
     recorder = _Recorder(model)
     metrics = train_step(model, micro, pairs, recorder)
     expected, losses = {}, []
