@@ -529,7 +529,11 @@ def test_zero3_workers_evaluate_on_dev_keep_the_best_and_stop_early(ray_local, t
     assert manifest["selection"]["best_step"] == tracker.step
     best = load_model(str(out / "student-best"))
     rescored = dev_metrics(best, Run(cfg, tmp_path / "run").dev_set())["dev_nDCG@10"]
-    assert rescored == pytest.approx(tracker.best, abs=1e-5)
+    # the same state scored in one process instead of two ZeRO-3 ranks: float noise can swap
+    # near-tied candidates of the tiny random model, so "the same" is: nearest to the best
+    assert rescored == pytest.approx(tracker.best, abs=2e-3)
+    others = [v for s, v in evals if s != tracker.step and abs(v - tracker.best) > 1e-9]
+    assert all(abs(rescored - tracker.best) < abs(rescored - v) for v in others)
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("dev/nDCG@10")] == [s for s, _ in evals]
