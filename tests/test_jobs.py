@@ -7,6 +7,7 @@ session's `ray_local` cluster and any other Ray on the machine are left alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -99,20 +100,29 @@ def head_args(temp: Path, port: int, dash: int) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def head(tmp_path_factory):
-    """A token-auth Ray head on 127.0.0.1: yields (dashboard url, token)."""
-    temp = tmp_path_factory.mktemp("head")
-    token, dash = uuid.uuid4().hex, free_port()
-    env = node_env(token, RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1")
+@contextlib.contextmanager
+def running_head(args: list[str], env: dict[str, str], temp: Path, token: str, dash: int):
+    """A head of ours (`start_node` with `head_args`), up until the block ends: yields (dashboard
+    url, token); stopping it stops what its session started (autoscaled nodes included)."""
     log = temp / "ray-start.log"
-    proc = start_node([*head_args(temp, free_port(), dash), "--num-cpus=2"], env, log)
+    proc = start_node(args, env, log)
     try:
         url = f"http://127.0.0.1:{dash}"
         _wait_up(url, token, proc, log)
         yield url, token
     finally:
         _stop_group(proc)
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    """A token-auth Ray head on 127.0.0.1: yields (dashboard url, token)."""
+    temp = tmp_path_factory.mktemp("head")
+    token, dash = uuid.uuid4().hex, free_port()
+    env = node_env(token, RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1")
+    with running_head([*head_args(temp, free_port(), dash), "--num-cpus=2"], env, temp, token,
+                      dash) as head:  # fmt: skip
+        yield head
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from test_jobs import (
     free_port,
     head_args,
     node_env,
+    running_head,
     start_node,
 )
 from typer.testing import CliRunner
@@ -85,16 +86,10 @@ def autoscaling_head(tmp_path_factory):
     env = node_env(token, RAY_FAKE_CLUSTER="1", RAY_OVERRIDE_NODE_ID_FOR_TESTING=FAKE_HEAD_NODE_ID)
     args = [*head_args(temp, port, dash), "--num-cpus=0", "--node-ip-address=127.0.0.1",
             f"--autoscaling-config={temp / 'autoscaler.json'}"]  # fmt: skip
-    log = temp / "ray-start.log"
-    proc = start_node(args, env, log)
-    try:
-        url = f"http://127.0.0.1:{dash}"
-        _wait_up(url, token, proc, log)
-        yield url, token
-    finally:
-        # the provider's worker raylets are children of the head's autoscaler process, in
-        # its session: this stops them too
-        _stop_group(proc)
+    # the provider's worker raylets are children of the head's autoscaler process, in its
+    # session: stopping the head stops them too
+    with running_head(args, env, temp, token, dash) as head:
+        yield head
 
 
 def alive_workers(url: str, token: str) -> int:
