@@ -84,6 +84,21 @@ def test_mined_negatives_never_contain_a_positive(tmp_path):
         assert not set(ex.negative_ids) & set(qrels[ex.query_id])
 
 
+@pytest.mark.timeout(60)
+def test_a_large_synthetic_collection_generates(tmp_path):
+    """30,000 generated passages (the word pool once ran dry past ~4,000 and never returned):
+    every passage keeps two words no other passage has, so each query has one answer."""
+    from collections import Counter
+
+    from lead_ray.config import SyntheticData
+    from lead_ray.data.synthetic import generate
+
+    data = generate(SyntheticData(docs=30_000, queries=50, test_queries=10, seed=1))
+    assert len(data["corpus"]) == 30_000
+    counts = Counter(w for d in data["corpus"] for w in d["text"].split())
+    assert all(sum(counts[w] == 1 for w in d["text"].split()) == 2 for d in data["corpus"])
+
+
 @pytest.mark.slow
 def test_stage_killed_midway_is_finished_by_the_rerun(tmp_path):
     out = tmp_path / "run"

@@ -41,10 +41,15 @@ _FILLER = ["the", "a", "of", "and", "in", "is", "with", "for", "on", "near", "ab
 
 
 def _words(rng: random.Random, n: int) -> list[str]:
+    """`n` distinct made-up words of 2 to `longest` syllables, `longest` (3 at least) the
+    smallest that leaves 4x more words than needed, so drawing stays fast at any size."""
+    longest = 3
+    while sum(len(_SYLLABLES) ** k for k in range(2, longest + 1)) < 4 * n:
+        longest += 1
     seen: set[str] = set()
     out = []
     while len(out) < n:
-        w = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3)))
+        w = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, longest)))
         if w not in seen:
             seen.add(w)
             out.append(w)
@@ -55,8 +60,9 @@ def generate(spec: SyntheticData) -> dict[str, list]:
     """Corpus, queries and qrels (train/test) as plain lists; deterministic in `spec`."""
     rng = random.Random(spec.seed)
     n_topics = max(4, spec.docs // 20)
-    topic_words = [_words(rng, 6) for _ in range(n_topics)]
-    own = _words(rng, 2 * spec.docs + 6 * n_topics)[6 * n_topics :]
+    pool = _words(rng, 6 * n_topics + 2 * spec.docs)  # distinct: no word is both kinds
+    topic_words = [pool[6 * t : 6 * t + 6] for t in range(n_topics)]
+    own = pool[6 * n_topics :]
     corpus = []
     for i in range(spec.docs):
         topic = i % n_topics
