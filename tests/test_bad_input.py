@@ -63,7 +63,7 @@ CORPUS_CASES = {
     "tsv_one_column": (
         "collection.tsv",
         "1 one\n2\ttwo\n",
-        ":1: expected 2 tab-separated columns (id, text) or 3",
+        ":1: expected 2 tab-separated columns (id, text), 3 (id, text, title) or 4",
     ),
     "non_utf8": (
         "c.jsonl",

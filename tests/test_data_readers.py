@@ -122,6 +122,66 @@ def test_msmarco_collection_tsv_two_columns(tmp_path):
     assert list(iter_corpus(path)) == [Doc(d.doc_id, "", d.text) for d in DOCS]
 
 
+MSMARCO_DOCS = [  # the published layouts of msmarco-docs.tsv / .trec (docid, url, title, body)
+    ("D1555982", "https://answers.yahoo.com/question/index?qid=20071007114826AAwCFvR",
+     "The hot glowing surfaces of stars emit energy in the form of",
+     "Science & Mathematics Physics The hot glowing surfaces of stars emit energy ..."),
+    ("D301595", "http://childparenting.about.com/od/physicalemotionalgrowth/tp/x.htm", "",
+     "Developmental Milestones and Your 8-Year-Old Child School-Age Kids Growth ..."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_msmarco_document_files_as_published(tmp_path, gz):
+    """MS MARCO documents in both published forms read as (docid, title, body), the url
+    dropped; a blank title line in the TREC form stays an empty title."""
+    z = ".gz" if gz else ""
+    tsv = write_lines(tmp_path / f"msmarco-docs.tsv{z}", ["\t".join(d) for d in MSMARCO_DOCS], gz)
+    blocks = [["<DOC>", f"<DOCNO>{d[0]}</DOCNO>", "<TEXT>", *d[1:], "</TEXT>", "</DOC>"]
+              for d in MSMARCO_DOCS]  # fmt: skip
+    trec = write_lines(tmp_path / f"msmarco-docs.trec{z}", [x for b in blocks for x in b], gz)
+    want = [Doc(docid, title, body) for docid, _, title, body in MSMARCO_DOCS]
+    assert list(iter_corpus(tsv)) == want
+    assert list(iter_corpus(trec)) == want
+
+
+def test_trec_documents_with_headlines_and_several_text_lines(tmp_path):
+    path = write_lines(tmp_path / "robust.txt", [
+        "<DOC>", "<DOCNO> FT911-3 </DOCNO>", "<HEADLINE>Markets rally</HEADLINE>", "<TEXT>",
+        "Shares rose", "", "on Monday.", "</TEXT>", "</DOC>",
+        "<DOC>", "<DOCNO>LA0101-2</DOCNO>", "<TEXT>", "No headline here.", "</TEXT>", "</DOC>",
+    ])  # fmt: skip
+    assert list(iter_corpus(path)) == [
+        Doc("FT911-3", "Markets rally", "Shares rose on Monday."),
+        Doc("LA0101-2", "", "No headline here."),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["<DOC>", "<TEXT>", "body", "</TEXT>", "</DOC>"], ":1: DOCNO: empty"),
+        (["<DOC>", "<DOCNO>a</DOCNO>", "<TEXT>", "body", "</TEXT>"], ":1: <DOC> without </DOC>"),
+        (["<DOC>", "<DOCNO>a</DOCNO>", "</DOC>", "stray"], ":4: expected <DOC>, found 'stray'"),
+    ],
+)
+def test_trec_document_errors_name_the_line(tmp_path, lines, message):
+    path = write_lines(tmp_path / "docs.trec", [*lines, "<DOC>", "<DOCNO>ok</DOCNO>", "</DOC>"])
+    with pytest.raises(DataError) as err:
+        list(iter_corpus(path))
+    assert str(err.value).startswith(f"{path}{message}")
+    stats = ReadStats()
+    assert Doc("ok", "", "") in list(iter_corpus(path, on_error="skip", stats=stats))
+    assert stats.skipped == 1
+
+
+def test_a_trec_run_file_is_not_taken_for_documents(tmp_path):
+    path = write_lines(tmp_path / "bm25.trec", ["q1 Q0 d1 1 9.5 bm25", "q1 Q0 d2 2 8.0 bm25"])
+    assert read_run(path) == {"q1": [("d1", 9.5), ("d2", 8.0)]}
+    with pytest.raises(DataError, match="a trecdoc file, expected one of"):
+        read_queries(write_lines(tmp_path / "q.trec", ["<DOC>", "<DOCNO>x</DOCNO>", "</DOC>"]))
+
+
 def test_real_msmarco_collection_sample():
     path = shared_data("msmarco-format-sample") / "full_collection" / "raw.tsv"
     expected = [line.split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines()]

@@ -2,8 +2,12 @@
 
 Formats (by suffix, else sniffed):
 - JSONL: `{"_id", "title", "text"}` (BEIR) or `{"id", "contents"}` (Pyserini); title optional.
-- TSV: `pid<TAB>text` (MS MARCO `collection.tsv`) or `id<TAB>text<TAB>title`; a header line
-  naming the columns (`id text title`, in any order) is recognised and used.
+- TSV: `pid<TAB>text` (MS MARCO `collection.tsv`), `id<TAB>text<TAB>title`, or
+  `docid<TAB>url<TAB>title<TAB>body` (MS MARCO `msmarco-docs.tsv`); a header line naming the
+  columns (`id text title url`, in any order) is recognised and used.
+- TREC documents (`<DOC>` ... `</DOC>`, e.g. MS MARCO `msmarco-docs.trec`): the id from
+  `<DOCNO>`, the text from `<TEXT>`; a `<TEXT>` that starts with a URL line is MS MARCO's
+  layout (url, title, body lines), else the title comes from `<TITLE>` or `<HEADLINE>`.
 - Parquet: an id column (`doc_id`, `_id`, `id`, `docid`), `text` (or `contents`), optional `title`.
 Ids stay strings (integers become their decimal text). Nothing is held in memory.
 """
@@ -47,6 +51,8 @@ _HEADER_NAMES = {
     "title",
     "contents",
     "passage",
+    "url",
+    "body",
 }
 
 
@@ -96,7 +102,7 @@ def iter_corpus_lines(
 ) -> Iterator[tuple[int, Doc]]:
     """`iter_corpus` with each document's line (row, for Parquet) number."""
     stats = stats if stats is not None else ReadStats()
-    readers = {"parquet": _parquet, "tsv": _tsv, "jsonl": _jsonl}
+    readers = {"parquet": _parquet, "tsv": _tsv, "jsonl": _jsonl, "trecdoc": _trec}
     for n, doc in open_rows(path, on_error, stats, readers):
         stats.rows += 1
         yield n, doc
@@ -127,22 +133,22 @@ def _tsv(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int,
     for n, line in iter_lines(path, on_error, stats):
         fields = line.split("\t")
         if columns is None:
-            if len(fields) in (2, 3) and {f.strip().lower() for f in fields} <= _HEADER_NAMES:
+            if len(fields) in _TSV_LAYOUTS and {f.strip().lower() for f in fields} <= _HEADER_NAMES:
                 columns = _header_columns(fields, path, n)
                 continue
-            if len(fields) not in (2, 3):
+            if len(fields) not in _TSV_LAYOUTS:
                 handle(
                     DataError(
                         path,
-                        f"expected 2 tab-separated columns (id, text) or 3 (id, text, "
-                        f"title), found {len(fields)}",
+                        "expected 2 tab-separated columns (id, text), 3 (id, text, title) or 4 "
+                        f"(docid, url, title, body), found {len(fields)}",
                         n,
                     ),
                     on_error,
                     stats,
                 )
                 continue
-            columns = ["id", "text", "title"][: len(fields)]
+            columns = _TSV_LAYOUTS[len(fields)]
         if len(fields) != len(columns):
             handle(
                 DataError(
@@ -162,12 +168,23 @@ def _tsv(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int,
             handle(err, on_error, stats)
 
 
+_TSV_LAYOUTS = {  # columns of a headerless TSV corpus, by count
+    2: ["id", "text"],
+    3: ["id", "text", "title"],
+    4: ["id", "url", "title", "text"],  # MS MARCO documents
+}
+
+
 def _header_columns(fields: list[str], path: Path, n: int) -> list[str]:
     names = []
     for f in fields:
         f = f.strip().lower()
         names.append(
-            "title" if f == "title" else "text" if f in ("text", "contents", "passage") else "id"
+            f
+            if f in ("title", "url")
+            else "text"
+            if f in ("text", "contents", "passage", "body")
+            else "id"
         )
     if sorted(set(names)) != sorted(names) or "id" not in names or "text" not in names:
         raise DataError(path, f"header {fields!r} must name one id and one text column", n)
@@ -191,3 +208,52 @@ def _parquet(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[
             handle(err, on_error, stats)
             continue
         yield n, Doc(doc_id, title, text)
+
+
+def _trec(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, Doc]]:
+    """TREC `<DOC>` blocks, streamed line by line (each yielded with its `<DOC>` line)."""
+    start, fields, text = 0, {}, None  # start: the open <DOC>'s line (0: outside a document)
+    for n, line in iter_lines(path, on_error, stats, blank=True):  # MS MARCO: a title may be ""
+        tag = line.strip()
+        if not tag and text is None:
+            continue
+        if not start:
+            if tag == "<DOC>":
+                start, fields, text = n, {}, None
+            else:
+                handle(DataError(path, f"expected <DOC>, found {tag[:40]!r}", n), on_error, stats)
+            continue
+        if text is not None:  # inside <TEXT>
+            if tag == "</TEXT>":
+                fields["text"], text = text, None
+            else:
+                text.append(line)
+        elif tag == "<TEXT>":
+            text = []
+        elif tag == "</DOC>":
+            try:
+                yield start, _trec_doc(fields, path, start)
+            except DataError as err:
+                handle(err, on_error, stats)
+            start = 0
+        elif tag == "<DOC>":
+            handle(DataError(path, "<DOC> without </DOC>", start), on_error, stats)
+            start, fields, text = n, {}, None
+        else:
+            for name in ("DOCNO", "TITLE", "HEADLINE"):
+                if tag.startswith(f"<{name}>") and tag.endswith(f"</{name}>"):
+                    fields[name] = tag[len(name) + 2 : -len(name) - 3].strip()
+    if start:
+        handle(
+            DataError(path, "<DOC> without </DOC> at the end of the file", start), on_error, stats
+        )
+
+
+def _trec_doc(fields: dict, path: Path, n: int) -> Doc:
+    doc_id = as_id(fields.get("DOCNO"), path, n, "DOCNO")
+    lines = fields.get("text") or []
+    title = fields.get("TITLE") or fields.get("HEADLINE") or ""
+    if lines and lines[0].strip().startswith(("http://", "https://")):  # MS MARCO: url, title, body
+        title, lines = (lines[1].strip() if len(lines) > 1 else ""), lines[2:]
+    text = " ".join(x.strip() for x in lines if x.strip())
+    return Doc(doc_id, title, as_text(text, path, n, "TEXT"))

@@ -79,14 +79,18 @@ def existing_file(path: str | Path) -> Path:
 
 
 def file_format(path: Path) -> str:
-    """`jsonl`, `json`, `tsv` or `parquet`: from the suffix (before `.gz`), else from the bytes."""
+    """`jsonl`, `json`, `tsv`, `parquet` or `trecdoc` (TREC `<DOC>` documents): from the suffix
+    (before `.gz`), else from the bytes; a text file (`.tsv`, `.txt`, `.trec` ...) that starts
+    with `<DOC>` is `trecdoc`."""
     name = path.name.lower().removesuffix(".gz")
     suffix = name[name.rfind(".") :] if "." in name else ""
-    if suffix in _SUFFIXES:
+    if _SUFFIXES.get(suffix, "tsv") != "tsv":
         return _SUFFIXES[suffix]
     with _open_binary(path) as fh:
-        head = fh.read(4).lstrip()
-    return "parquet" if head == b"PAR1" else "jsonl" if head.startswith(b"{") else "tsv"
+        head = fh.read(64).lstrip()
+    if head.startswith(b"<DOC>"):
+        return "trecdoc"
+    return "parquet" if head[:4] == b"PAR1" else "jsonl" if head.startswith(b"{") else "tsv"
 
 
 def open_rows(
@@ -101,15 +105,21 @@ def open_rows(
     p = existing_file(path)
     stats.path = str(p)
     fmt = file_format(p)
-    return readers["jsonl" if fmt == "json" else fmt](p, on_error, stats)
+    fmt = "jsonl" if fmt == "json" else fmt
+    if fmt not in readers:
+        raise DataError(p, f"a {fmt} file, expected one of: {', '.join(readers)}")
+    return readers[fmt](p, on_error, stats)
 
 
 def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
-def iter_lines(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, str]]:
-    """(line number, text) of every non-blank line, decoded as strict UTF-8."""
+def iter_lines(
+    path: Path, on_error: OnError, stats: ReadStats, *, blank: bool = False
+) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every non-blank line (every line with `blank`), decoded as strict
+    UTF-8."""
     try:
         with _open_binary(path) as fh:
             for n, raw in enumerate(fh, 1):
@@ -130,7 +140,7 @@ def iter_lines(path: Path, on_error: OnError, stats: ReadStats) -> Iterator[tupl
                 if n == 1:
                     line = line.removeprefix("\ufeff")
                 line = line.rstrip("\r\n")
-                if line.strip():
+                if blank or line.strip():
                     yield n, line
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         raise DataError(path, f"corrupt gzip file ({err})") from None
