@@ -197,6 +197,27 @@ def test_split_passages_windows_overlap_by_stride(models):
         split_passages(tok, [text], 12, maxp=True, stride=10, max_passages=2)
 
 
+@pytest.mark.parametrize("maxp, stride, keep", [(False, 0, 1), (True, 0, 4), (True, 5, 3)])
+def test_long_texts_give_the_tokenizers_own_windows(models, maxp, stride, keep):
+    """Oracle: the cut-then-tokenise shortcut equals tokenising every text whole, for long and
+    short texts, and for texts whose words are so long ([UNK]: one token per 150 characters)
+    that the cut part is too short and the whole text must be tokenised after all."""
+    import random
+
+    from lead_ray.corpus.encode import _windows
+
+    tok = load_dual_encoder(models["cls"]).tokenizer
+    rng = random.Random(0)
+    vocab = [*WORDS, "unbelievably", "a", "x" * 150, "électricité", "1,234.5"]
+    texts = [" ".join(rng.choices(vocab, k=rng.randint(0, 400))) for _ in range(60)]
+    texts += ["x" * 150 + " " + "y" * 150] * 2 + ["word " * 500, ""]
+    got = split_passages(tok, texts, 12, maxp=maxp, stride=stride, max_passages=keep)
+    want = _windows(tok, texts, 12, maxp, stride, keep)
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
+
+
 def test_maxp_encoder_rows_and_ids(models, store):
     batch = batch_of(store, np.arange(20, 50))
     first = CorpusEncoder(str(models["cls"]), max_length=16)(batch)
