@@ -52,29 +52,40 @@ def ray_local():
     ray.shutdown()
 
 
-def train_worker_pids() -> list[int]:
-    """PIDs of the live Ray Train worker processes on this machine (their process title names
-    the worker actor)."""
+def actor_pids(title: str) -> list[int]:
+    """PIDs of the live Ray actor processes on this machine whose process title (`ray::Class`)
+    contains `title`."""
     import psutil
 
     pids = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if cmdline.startswith("ray::") and "TrainWorker" in cmdline:
+        if cmdline.startswith("ray::") and title in cmdline:
             pids.append(proc.info["pid"])
     return sorted(pids)
 
 
+def train_worker_pids() -> list[int]:
+    """PIDs of the live Ray Train worker processes on this machine."""
+    return actor_pids("TrainWorker")
+
+
+def encoder_actor_pids() -> list[int]:
+    """PIDs of the live Ray Data encoder actors (`MapWorker(MapBatches(...Encoder))`)."""
+    return actor_pids("MapWorker(MapBatches(")
+
+
 class WorkerKiller:
-    """Kills one Ray Train worker (SIGKILL, as a lost node or an OOM would) the moment `when()`
-    is true, from a background thread: a real failure, injected from outside the product.
+    """Kills one Ray Train worker (or another actor: `pids`) with SIGKILL, as a lost node or an
+    OOM would, the moment `when()` is true, from a background thread: a real failure, injected
+    from outside the product.
     `killed` is the PID it killed, `at` what `when()` returned. With `node=True` it kills the
     worker's raylet instead: the whole node is lost, as a preempted instance would be."""
 
-    def __init__(self, when, timeout: float = 600.0, node: bool = False):
+    def __init__(self, when, timeout: float = 600.0, node: bool = False, pids=train_worker_pids):
         import threading
 
-        self.when, self.timeout, self.node = when, timeout, node
+        self.when, self.timeout, self.node, self.pids = when, timeout, node, pids
         self.killed: int | None = None
         self.at = None
         self._stop = threading.Event()
@@ -95,7 +106,7 @@ class WorkerKiller:
         deadline = time.monotonic() + self.timeout
         while not self._stop.is_set() and time.monotonic() < deadline:
             at = self.when()
-            pids = train_worker_pids() if at else []
+            pids = self.pids() if at else []
             if pids:
                 victim = pids[-1]
                 if self.node:  # the raylet that started the worker, and all it started

@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 
+import numpy as np
 import pytest
 from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
 from test_jobs import (
@@ -137,6 +138,7 @@ def test_autoscaler_adds_two_nodes_for_training_and_removes_them_when_idle(
                               "--set", "train.workers=2"])  # fmt: skip
     assert doc.exit_code == 0, doc.output
     assert "the autoscaler adds nodes, up to 2" in doc.output
+    assert "needs at once: train 2 CPU + 0 GPU\n" in doc.output  # the verb's stage only
     out = tmp_path / "run"
     args = ["submit", str(TINY), "--address", url, "--out", str(out)]
     for item in ("train.backend=ray", "train.workers=2", "train.steps=6",
@@ -157,42 +159,58 @@ def test_autoscaler_adds_two_nodes_for_training_and_removes_them_when_idle(
     wait_for(lambda: alive_workers(url, token) == 0, 180, "the idle nodes to be removed")
 
 
-@pytest.fixture(scope="module")
-def three_nodes(tmp_path_factory):
-    """Yields (dashboard url, token): a token-auth head with no CPU and three 1-CPU worker nodes
-    (each its own `ray start --block` raylet on 127.0.0.1), no autoscaler: a cluster that
-    keeps working when one node dies. The autoscaler's fake provider cannot stand in here: it
-    never learns that a node it started has died, so it neither replaces nor forgets it."""
-    temp = tmp_path_factory.mktemp("n3")
-    token, port, dash = uuid.uuid4().hex, free_port(), free_port()
-    env = node_env(token)
-    head = [*head_args(temp, port, dash), "--num-cpus=0"]
-    worker = [f"--address=127.0.0.1:{port}", "--num-cpus=1"]
-    url, procs = f"http://127.0.0.1:{dash}", []
-    try:
-        for i, args in enumerate([head, worker, worker, worker]):
-            log = temp / f"ray-start-{i}.log"
-            procs.append(start_node([*args, "--node-ip-address=127.0.0.1"], env, log))
-            if i == 0:
-                _wait_up(url, token, procs[0], log)
-            else:  # one at a time: raylets starting together time out on a busy machine
-                wait_for(lambda i=i: alive_workers(url, token) == i, 180, f"worker node {i}")
-        yield url, token
-    finally:
-        for proc in reversed(procs):
+class StaticCluster:
+    """A token-auth head with no CPU and 1-CPU worker nodes, each its own `ray start --block`
+    raylet on 127.0.0.1, no autoscaler. `add_nodes(n)` starts worker nodes until n are alive
+    (as an operator or an autoscaler replaces a lost node)."""
+
+    def __init__(self, temp, token: str, port: int, dash: int):
+        self.temp, self.token, self.port = temp, token, port
+        self.url, self.env, self.procs = f"http://127.0.0.1:{dash}", node_env(token), []
+        log = temp / "ray-start-head.log"
+        args = [*head_args(temp, port, dash), "--num-cpus=0", "--node-ip-address=127.0.0.1"]
+        self.procs.append(start_node(args, self.env, log))
+        _wait_up(self.url, token, self.procs[0], log)
+
+    def add_nodes(self, n: int) -> None:
+        args = [f"--address=127.0.0.1:{self.port}", "--num-cpus=1", "--node-ip-address=127.0.0.1"]
+        while (alive := alive_workers(self.url, self.token)) < n:
+            log = self.temp / f"ray-start-{len(self.procs)}.log"
+            self.procs.append(start_node(args, self.env, log))
+            # one at a time: raylets starting together time out on a busy machine
+            wait_for(lambda a=alive: alive_workers(self.url, self.token) > a, 180, "a worker node")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
             _stop_group(proc)
+
+
+@pytest.fixture(scope="module")
+def static_cluster(tmp_path_factory):
+    """A `StaticCluster`: a cluster that keeps working when one node dies. The autoscaler's
+    fake provider cannot stand in here: it never learns that a node it started has died, so it
+    neither replaces nor forgets it."""
+    temp = tmp_path_factory.mktemp("n3")
+    cluster = None
+    try:
+        cluster = StaticCluster(temp, uuid.uuid4().hex, free_port(), free_port())
+        yield cluster
+    finally:
+        if cluster is not None:
+            cluster.stop()
 
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_training_survives_the_loss_of_a_node(three_nodes, tmp_path, monkeypatch):
+def test_training_survives_the_loss_of_a_node(static_cluster, tmp_path, monkeypatch):
     """A worker node dies mid-run (its raylet and every process it started are killed, as a
     preempted instance's would be): Ray Train restarts the worker group on the two nodes left,
     from the last checkpoint (on a path every node sees), and the run ends with every
     configured step logged once."""
     from conftest import WorkerKiller, logged_step
 
-    url, token = three_nodes
+    static_cluster.add_nodes(3)
+    url, token = static_cluster.url, static_cluster.token
     monkeypatch.setenv("RAY_AUTH_TOKEN", token)
     out = tmp_path / "run"
     steps = 24
@@ -220,4 +238,63 @@ def test_training_survives_the_loss_of_a_node(three_nodes, tmp_path, monkeypatch
     assert [r["step"] for r in records] == list(range(1, steps + 1))  # each step logged once
     restarted = {r["resumed_from"] for r in records}
     assert len(restarted) == 2 and max(restarted) >= 4  # one restart, from a checkpoint
+    assert alive_workers(url, token) == 2  # the lost node stays lost
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_encoding_survives_the_loss_of_a_node(static_cluster, tmp_path, monkeypatch):
+    """A worker node dies mid-encode (its raylet and the encoder actor on it killed): Ray Data
+    restarts the actor on the node left free and retries its batches; the job succeeds, the
+    shards finished before the loss are not written again, every shard is encoded once, and
+    the embeddings equal an uninterrupted encoding's."""
+    from conftest import WorkerKiller, encoder_actor_pids
+    from test_encoding import read_all
+
+    from lead_ray.config import load_config
+    from lead_ray.corpus.encode import encode_corpus
+    from lead_ray.stages.run import Run
+
+    static_cluster.add_nodes(3)
+    url, token = static_cluster.url, static_cluster.token
+    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    out = tmp_path / "run"
+    sets = ["data.synthetic.docs=12000", "encode.model=student-init", "encode.shard_rows=500",
+            "encode.actors=2", "encode.cpus_per_actor=1", "encode.threads=1"]  # fmt: skip
+    args = ["submit", str(TINY), "--address", url, "--out", str(out), "--verb", "encode"]
+    res = runner.invoke(app, [*args, *(x for item in sets for x in ("--set", item))])
+    assert res.exit_code == 0, res.output
+    job_id = _job_id(res.output)
+    emb = out / "embeddings" / "student-init"
+
+    def finished_shards():  # {shard file: (inode, mtime)} once two shards are written
+        manifest = emb / "manifest.json"
+        shards = json.loads(manifest.read_text())["shards"] if manifest.is_file() else []
+        files = [emb / f"shard-{e['shard']:05d}.parquet" for e in shards]
+        return (
+            {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in files}
+            if len(files) >= 2
+            else {}
+        )
+
+    with WorkerKiller(finished_shards, timeout=600, node=True, pids=encoder_actor_pids) as killer:
+        state = _wait_state(url, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 900)
+    assert killer.killed, "no encoder actor was found to kill"
+    assert state == "SUCCEEDED"
+    manifest = json.loads((emb / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["rows"] == 12000
+    shards = len(manifest["shards"])
+    assert len(killer.at) < shards  # the node died mid-encode
+    assert sorted(manifest["last_run"]["encoded"]) == list(range(shards))  # each shard once
+    for name, stat in killer.at.items():  # finished before the loss: never written again
+        f = emb / name
+        assert (f.stat().st_ino, f.stat().st_mtime_ns) == stat, name
+    # the same model and corpus encoded here, uninterrupted, in one process
+    cfg = load_config(TINY, overrides=sets)
+    run = Run(cfg, out, progress=False)
+    encode_corpus(cfg, out / "models" / "student-init", run.store, tmp_path / "ref", progress=False)
+    ids, doc_ids, vectors = read_all(emb)
+    ref_ids, ref_doc_ids, ref_vectors = read_all(tmp_path / "ref")
+    assert (ids == ref_ids).all() and doc_ids == ref_doc_ids
+    np.testing.assert_allclose(vectors, ref_vectors, atol=1e-5)
     assert alive_workers(url, token) == 2  # the lost node stays lost
