@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
             from lead_ray.distributed import jobs
 
             client = guarded(jobs.connect, address)
-            job_id = guarded(jobs.submit, client, cfg, "doctor", None)
+            job_id = guarded(jobs.submit, client, cfg, "doctor", None, check_verb=verb)
             typer.echo(f"submitted {job_id} to {address}")
             follow_and_exit(client, job_id)
         facts = _cluster_facts(address) if address else dr.local_facts()

@@ -312,6 +312,10 @@ def test_entrypoints():
         == "lead jobs run pipeline config.yaml --out s3://b/run"
     )
     assert jobs.entrypoint("doctor", None) == "lead doctor config.yaml --address auto"
+    assert (
+        jobs.entrypoint("doctor", None, check_verb="train")
+        == "lead doctor config.yaml --address auto --verb train"
+    )
     with pytest.raises(jobs.JobsError, match="needs --out"):
         jobs.entrypoint("train", None)
     with pytest.raises(jobs.JobsError, match="unknown verb"):

@@ -184,14 +184,25 @@ def localize_config(cfg: Config, base: str | os.PathLike) -> tuple[Config, list[
     return Config.from_dict(data, source="resolved config"), changed
 
 
-def entrypoint(verb: str, out: str | None, *, config_file: str | None = "config.yaml") -> str:
-    """The shell command the job runs; OUT as a URI goes through the mirroring `lead jobs run`."""
+def entrypoint(
+    verb: str,
+    out: str | None,
+    *,
+    config_file: str | None = "config.yaml",
+    check_verb: str | None = None,
+) -> str:
+    """The shell command the job runs; OUT as a URI goes through the mirroring `lead jobs run`.
+    `check_verb`: the verb a `doctor` job checks (`lead doctor --verb`)."""
     if verb not in VERBS:
         raise JobsError(f"unknown verb {verb!r}; choose one of {', '.join(VERBS)}")
+    if check_verb is not None and check_verb not in VERBS:
+        raise JobsError(f"unknown verb {check_verb!r}; choose one of {', '.join(VERBS)}")
     if verb == "doctor":
+        checked = ["--verb", check_verb] if check_verb else []
         return " ".join(
-            ["lead", "doctor", *([config_file] if config_file else []), "--address", "auto"]
-        )
+            ["lead", "doctor", *([config_file] if config_file else []), "--address", "auto",
+             *checked]
+        )  # fmt: skip
     if not out:
         raise JobsError(f"`{verb}` needs --out (a local path on the cluster, or s3:// / gs://)")
     if is_uri(out):
@@ -249,14 +260,18 @@ def submit(
     wheel: str | None = None,
     env_vars: dict[str, str] | None = None,
     name: str | None = None,
+    check_verb: str | None = None,
 ) -> str:
     """Submit `lead <verb>` with `cfg` attached through a `connect()`ed client; returns the job id.
 
-    `cfg` may be None only for `doctor` (a check of the cluster without a config).
+    `cfg` may be None only for `doctor` (a check of the cluster without a config), whose
+    `check_verb` is the verb it checks.
     """
     if cfg is None and verb != "doctor":
         raise JobsError(f"`{verb}` needs a config")
-    command = entrypoint(verb, out, config_file="config.yaml" if cfg is not None else None)
+    command = entrypoint(
+        verb, out, config_file="config.yaml" if cfg is not None else None, check_verb=check_verb
+    )
     with tempfile.TemporaryDirectory(prefix="lead-job-") as tmp:
         stage_job_dir(cfg, tmp, wheel)
         metadata = {
