@@ -80,6 +80,21 @@ def test_launcher_cluster_shape(name):
 
 
 @pytest.mark.parametrize("name", LAUNCHER)
+def test_launcher_spot_training_nodes(name):
+    """A spot / preemptible GPU type that only training asks for: it alone declares the `spot`
+    resource (train.worker_resources={spot: 1}), and `lead doctor` sees it as preemptible;
+    the on-demand types are neither."""
+    from lead_ray.distributed.session import preemptible
+
+    types = load(name)["available_node_types"]
+    spot = {n for n, t in types.items() if preemptible(t["node_config"])}
+    assert spot == {"gpu-4x-spot"}
+    assert {n for n, t in types.items() if "spot" in t.get("resources", {})} == spot
+    assert types["gpu-4x-spot"]["resources"]["spot"] == 4  # one per GPU: 4 workers a node
+    assert types["gpu-4x-spot"]["min_workers"] == 0
+
+
+@pytest.mark.parametrize("name", LAUNCHER)
 def test_launcher_token_auth_spilling_and_private_dashboard(name):
     cfg = load(name)
     head = ray_start(cfg["head_start_ray_commands"])
@@ -148,6 +163,22 @@ def test_kuberay_cluster_specs(kind, doc, spec):
     assert doc["kind"] == {"raycluster": "RayCluster", "rayjob": "RayJob"}[kind]
     assert doc["metadata"]["name"]
     check_ray_cluster_spec(spec)
+
+
+def test_kuberay_spot_group_declares_spot_and_lands_on_spot_nodes():
+    import json
+
+    groups = {
+        g["groupName"]: g for g in load("kuberay/raycluster.yaml")["spec"]["workerGroupSpecs"]
+    }
+    declared = {n: json.loads(json.loads(g["rayStartParams"]["resources"]))
+                for n, g in groups.items() if "resources" in g["rayStartParams"]}  # fmt: skip
+    assert declared == {"gpu-4x-spot": {"spot": 4}}
+    pod = groups["gpu-4x-spot"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
+    assert any(t["key"] == "cloud.google.com/gke-spot" for t in pod["tolerations"])
+    assert not any("nodeSelector" in g["template"]["spec"] for n, g in groups.items()
+                   if n != "gpu-4x-spot")  # fmt: skip
 
 
 def test_kuberay_check_catches_an_exposed_dashboard():

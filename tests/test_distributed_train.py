@@ -537,3 +537,19 @@ def test_zero3_workers_evaluate_on_dev_keep_the_best_and_stop_early(ray_local, t
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("dev/nDCG@10")] == [s for s, _ in evals]
+
+
+@pytest.mark.ray
+def test_workers_asking_for_a_resource_no_node_has_are_refused(ray_local, tmp_path):
+    """`train.worker_resources` (e.g. spot nodes only) goes to every worker's request; a local
+    Ray without that resource refuses the run before any worker starts, naming the setting."""
+    from lead_ray.distributed.train import worker_resources
+
+    cfg = tiny("train.backend=ray", "train.workers=2", "train.worker_resources={spot: 1}")
+    assert worker_resources(cfg) == {"CPU": 1.0, "spot": 1.0}
+    assert worker_resources(tiny("train.use_gpu=true")) is None  # Ray Train's own default
+    with pytest.raises(ConfigError, match=r"worker_resources spot=1 each\) need 2 spots; this "):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "train" / "manifest.json").exists()
+    with pytest.raises(ConfigError, match="GPU: set by train.workers"):
+        tiny("train.worker_resources={GPU: 1}")

@@ -71,6 +71,7 @@ def big_gpu_config():
             "index.gpu=true",
             "encode.actors=8",
             "encode.num_gpus=1",
+            "ray.storage=s3://bucket/ray",  # checkpoints every node sees
         ],
     )
 
@@ -232,3 +233,33 @@ def test_unreachable_cluster_is_one_clear_line():
     res = runner.invoke(app, ["doctor", "--address", f"127.0.0.1:{port}"])
     assert res.exit_code == 2
     assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in res.output
+
+
+def test_spot_node_types_ask_for_restarts_and_shared_checkpoints():
+    """An autoscaler with a spot GPU type: a Ray training run is warned that checkpoints under
+    --out need a shared mount (ray.storage unset) and that one restart is too few; with
+    ray.storage and train.max_failures=10 both checks pass. A custom resource only the spot
+    type declares is reachable through it, and never met without it."""
+    spot = {"resources": {"CPU": 32, "GPU": 8, "spot": 8}, "min_workers": 0, "max_workers": 2,
+            "preemptible": True}  # fmt: skip
+    facts = gpu_cluster()
+    facts.growth = {"autoscaler": True, "types": {"gpu8-spot": spot}, "max_workers": 2}
+    ray_gpu = ["train.backend=ray", "train.use_gpu=true", "train.workers=8"]
+    checks = dr.check(load_config(TINY, ray_gpu), facts, verb="train", cluster=True)
+    warned = [c.text for c in checks if c.ok is None]
+    assert any("ray.storage is unset" in t for t in warned)
+    assert any("gpu8-spot are spot/preemptible" in t and "max_failures=1 allows 1" in t
+               for t in warned)  # fmt: skip
+    ready = load_config(TINY, [*ray_gpu, "ray.storage=s3://b/ray", "train.max_failures=10",
+                               "train.worker_resources={spot: 1}"])  # fmt: skip
+    checks = dr.check(ready, facts, verb="train", cluster=True)
+    assert dr.verdict(checks) == "READY (with warnings)", checks  # 8 spot to be added
+    assert any(c.ok and "max_failures=10 allows 10" in c.text for c in checks)
+    (short,) = [c for c in checks if "spot at once" in c.text]
+    assert short.ok is None and "up to 16" in short.text
+    facts.growth["types"]["gpu8-spot"]["resources"].pop("spot")
+    checks = dr.check(ready, facts, verb="train", cluster=True)
+    assert any(c.ok is False and "8 spot at once" in c.text and "never met" in c.text
+               for c in checks)  # fmt: skip
+    report = dr.format_report(facts, checks, "tiny")
+    assert "gpu8-spot: 32 CPU, 8 GPU; 0-2 nodes, spot/preemptible" in report

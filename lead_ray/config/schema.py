@@ -201,7 +201,10 @@ class TrainConfig(Section):
     workers: int = Field(2, ge=1)
     use_gpu: bool = False
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
-    max_failures: int = Field(1, ge=0)
+    max_failures: int = Field(1, ge=0)  # worker-group restarts (a lost node, a preemption)
+    # custom Ray resources each Ray Train worker also asks for, e.g. {spot: 1}: the workers run
+    # only on node types that declare them (cluster/aws.yaml's spot types)
+    worker_resources: dict[str, float] = {}
     threads: int | None = None  # torch intra-op threads per process (None: torch default)
     # dev evaluation: every `eval_every` optimizer steps (and at the last step) the student
     # re-ranks each dev query's first-stage candidates (the mining model's top `eval_depth`, or
@@ -213,6 +216,16 @@ class TrainConfig(Section):
     dev_run: str | None = None  # a run file with the dev queries' candidates (TREC or MS MARCO)
     early_stop: int = Field(0, ge=0)  # stop after this many evaluations without a gain; 0: never
     select: Literal["best", "last"] = "best"  # the student later stages use (with a dev split)
+
+    @field_validator("worker_resources")
+    @classmethod
+    def _custom_only(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if name in ("CPU", "GPU", "memory"):
+                raise ValueError(f"{name}: set by train.workers / train.use_gpu, not here")
+            if amount <= 0:
+                raise ValueError(f"{name}: {amount:g} must be above 0")
+        return value
 
 
 # ----------------------------------------------------------------------------- data

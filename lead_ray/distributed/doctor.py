@@ -28,6 +28,7 @@ class Node:
     gpus: float
     memory_gb: float
     software: dict[str, Any] = field(default_factory=dict)  # probe_software() on that node
+    custom: dict[str, float] = field(default_factory=dict)  # custom Ray resources, e.g. spot
 
 
 @dataclass
@@ -44,6 +45,12 @@ class Facts:
     @property
     def gpus(self) -> float:
         return sum(n.gpus for n in self.nodes)
+
+    def total(self, kind: str) -> float:
+        """The cluster's total of Ray resource `kind` (CPU, GPU or a custom one)."""
+        if kind in ("CPU", "GPU"):
+            return self.cpus if kind == "CPU" else self.gpus
+        return sum(n.custom.get(kind, 0.0) for n in self.nodes)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "cpus": self.cpus, "gpus": self.gpus}
@@ -165,6 +172,9 @@ def local_facts() -> Facts:
     return Facts(ray.__version__, "this machine (no Ray started)", [node])
 
 
+STANDARD = ("CPU", "GPU", "memory", "object_store_memory")  # Ray's own node resources
+
+
 def cluster_facts() -> Facts:
     """The connected Ray cluster (the caller ran `ray.init`): every live node, probed in place."""
     import ray
@@ -194,6 +204,7 @@ def cluster_facts() -> Facts:
                 res.get("GPU", 0.0),
                 round(res.get("memory", 0.0) / 2**30, 1),
                 sw,
+                {k: v for k, v in res.items() if k not in STANDARD and ":" not in k},
             )
         )
     from lead_ray.distributed.session import growth
@@ -223,8 +234,9 @@ def needs(cfg: Config, verb: str | None = None) -> dict[str, dict[str, float]]:
     """Stage -> the CPUs and GPUs it asks Ray (or this process) for at once."""
     t, e = cfg.train, cfg.encode
     workers = t.workers if t.backend == "ray" else 1
+    custom = {k: v * workers for k, v in t.worker_resources.items()} if t.backend == "ray" else {}
     table = {
-        "train": {"cpus": float(workers), "gpus": float(workers if t.use_gpu else 0)},
+        "train": {"cpus": float(workers), "gpus": float(workers if t.use_gpu else 0), **custom},
         "encode": {"cpus": e.actors * e.cpus_per_actor, "gpus": e.actors * e.num_gpus},
         "index": {"cpus": 0.5, "gpus": 1.0 if cfg.index.gpu else 0.0},
         "search": {"cpus": 0.5, "gpus": 0.0},
@@ -333,12 +345,13 @@ def check(
     checks = []
     growth = Growth(**facts.growth) if cluster and facts.growth else Growth(None)
     for stage, need in needs(cfg, verb).items():
-        for kind, have in (("cpus", facts.cpus), ("gpus", facts.gpus)):
-            if need[kind] <= have:
+        for key, amount in need.items():
+            kind = {"cpus": "CPU", "gpus": "GPU"}.get(key, key)
+            if amount <= (have := facts.total(kind)):
                 continue
-            text = f"{stage} needs {need[kind]:g} {kind[:-1].upper()} at once, {have:g} available"
-            reach = growth.reachable(kind[:-1].upper(), have) if cluster else have
-            if reach is not None and need[kind] > reach:
+            text = f"{stage} needs {amount:g} {kind} at once, {have:g} available"
+            reach = growth.reachable(kind, have) if cluster else have
+            if reach is not None and amount > reach:
                 why = "" if not cluster else (
                     f"; the autoscaler's node types reach at most {reach:g}: never met"
                     if growth.autoscaler else " and the cluster has no autoscaler"
@@ -347,9 +360,34 @@ def check(
             else:
                 limit = "" if reach is None else f", up to {reach:g}"
                 checks.append(Check(None, f"{text} now (the autoscaler adds nodes{limit})"))
+    if cluster and "train" in stages and cfg.train.backend == "ray":
+        checks += _restart_checks(cfg, facts, growth)
     gpu_nodes = [n.software for n in facts.nodes if n.gpus > 0 and n.software]
     sws = gpu_nodes or [n.software for n in facts.nodes if n.software]
     return checks + _software_checks(cfg, stages, sws)
+
+
+def _restart_checks(cfg: Config, facts: Facts, growth) -> list[Check]:
+    """Can Ray Train restart a cluster run that lost a node: checkpoints where every node finds
+    them, and restarts enough for the spot / preemptible node types the autoscaler may use."""
+    t, checks = cfg.train, []
+    if cfg.ray.storage is None and (len(facts.nodes) > 1 or growth.types):
+        checks.append(Check(None, (
+            "ray.storage is unset: checkpoints go under --out, which every training node must "
+            "see at the same path (a shared mount); set ray.storage=s3://... or gs://... so a "
+            "worker group restarted on other nodes finds them"
+        )))  # fmt: skip
+    spot = sorted(name for name, nt in growth.types.items() if nt.get("preemptible"))
+    if spot:
+        text = (
+            f"node types {', '.join(spot)} are spot/preemptible: each preemption restarts the "
+            f"workers from the last checkpoint (every {t.checkpoint_every} steps); "
+            f"train.max_failures={t.max_failures} allows {t.max_failures}"
+        )
+        checks.append(Check(True, text) if t.max_failures >= 3 else Check(None, text + (
+            " (set train.max_failures=10 or more for spot workers)"
+        )))  # fmt: skip
+    return checks
 
 
 def verdict(checks: list[Check]) -> str:
@@ -380,7 +418,8 @@ def format_report(
             lines.append(f"autoscaler: on{cap}")
             for name, t in g["types"].items():
                 res = ", ".join(f"{v:g} {k}" for k, v in t["resources"].items())
-                lines.append(f"  {name}: {res}; {t['min_workers']}-{t['max_workers']} nodes")
+                spot = ", spot/preemptible" if t.get("preemptible") else ""
+                lines.append(f"  {name}: {res}; {t['min_workers']}-{t['max_workers']} nodes{spot}")
     for n in facts.nodes:
         sw = n.software
         lines.append(f"  {n.host}: {n.cpus:g} CPU, {n.gpus:g} GPU, {n.memory_gb:g} GiB")

@@ -37,10 +37,11 @@ class Growth:
     """How far the connected Ray can grow.
 
     `types`: the autoscaler's worker node types {name: {"resources", "min_workers",
-    "max_workers"}} when its config is readable here; empty when unknown. `autoscaler`: True
-    when an autoscaler with a config runs, False when the head's monitor runs without one (the
-    cluster keeps the nodes it has), None when this process is not on the head (a Ray client)
-    and cannot tell. `lead submit` jobs and `lead doctor --address http://...` run on the head.
+    "max_workers", "preemptible"}} when its config is readable here; empty when unknown.
+    `autoscaler`: True when an autoscaler with a config runs, False when the head's monitor runs
+    without one (the cluster keeps the nodes it has), None when this process is not on the head
+    (a Ray client) and cannot tell. `lead submit` jobs and `lead doctor --address http://...`
+    run on the head.
     """
 
     autoscaler: bool | None
@@ -86,6 +87,33 @@ def autoscaler_config_path(gcs_address: str) -> Path | None | bool:
     return None
 
 
+def preemptible(node_config: dict[str, Any]) -> bool:
+    """Whether a launcher node type's instances may be taken back by the cloud at any time: AWS
+    spot (`InstanceMarketOptions.MarketType: spot`), GCP Spot or preemptible VMs (`scheduling`:
+    `provisioningModel: SPOT` or `preemptible: true`, a mapping or a list of them), Azure Spot
+    (`azure_arm_parameters.priority: Spot`).
+
+    >>> preemptible({"InstanceMarketOptions": {"MarketType": "spot"}})
+    True
+    >>> preemptible({"scheduling": [{"onHostMaintenance": "TERMINATE"}, {"preemptible": True}]})
+    True
+    >>> preemptible({"InstanceType": "g5.2xlarge"})
+    False
+    """
+    market = (node_config.get("InstanceMarketOptions") or {}).get("MarketType", "")
+    scheduling = node_config.get("scheduling") or {}
+    merged: dict[str, Any] = {}
+    for part in scheduling if isinstance(scheduling, list) else [scheduling]:
+        merged.update(part or {})
+    azure = (node_config.get("azure_arm_parameters") or {}).get("priority", "")
+    return (
+        str(market).lower() == "spot"
+        or merged.get("preemptible") is True
+        or str(merged.get("provisioningModel", "")).upper() == "SPOT"
+        or str(azure).lower() == "spot"
+    )
+
+
 def growth() -> Growth:
     """The connected Ray's autoscaler (the caller ran `ray.init`): its worker node types and
     limits, read on the head from the config its monitor was started with (`ray start
@@ -105,6 +133,7 @@ def growth() -> Growth:
             "resources": dict(t.get("resources") or {}),
             "min_workers": int(t.get("min_workers", 0)),
             "max_workers": int(t.get("max_workers", 0)),
+            "preemptible": preemptible(t.get("node_config") or {}),
         }
         for name, t in (config.get("available_node_types") or {}).items()
         if name != head

@@ -110,13 +110,24 @@ def _check_models(cfg: Config) -> None:
             resolve_model_path(name)
 
 
+def worker_resources(cfg: Config) -> dict[str, float] | None:
+    """What each Ray Train worker asks for: one GPU (or one CPU) plus `train.worker_resources`
+    (None: Ray Train's default, the same without extras)."""
+    extra = cfg.train.worker_resources
+    if not extra:
+        return None
+    return {("GPU" if cfg.train.use_gpu else "CPU"): 1.0, **extra}
+
+
 def _require_workers(cfg: Config) -> None:
     from lead_ray.distributed.session import require_resources
 
     kind = "GPU" if cfg.train.use_gpu else "CPU"
-    require_resources(
-        cfg, kind, cfg.train.workers, f"train.workers={cfg.train.workers} (one {kind} each)"
-    )
+    n = cfg.train.workers
+    require_resources(cfg, kind, n, f"train.workers={n} (one {kind} each)")
+    for name, amount in cfg.train.worker_resources.items():
+        require_resources(cfg, name, n * amount, f"train.workers={n} (train.worker_resources "
+                          f"{name}={amount:g} each)")  # fmt: skip
 
 
 def _trainer(run: Run, out: Path, fp: str, ds_json: dict):
@@ -135,7 +146,11 @@ def _trainer(run: Run, out: Path, fp: str, ds_json: dict):
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=cfg.train.workers, use_gpu=cfg.train.use_gpu),
+        scaling_config=ScalingConfig(
+            num_workers=cfg.train.workers,
+            use_gpu=cfg.train.use_gpu,
+            resources_per_worker=worker_resources(cfg),
+        ),
         run_config=RunConfig(
             name=name,
             storage_path=storage,
