@@ -342,7 +342,8 @@ def test_a_trained_student_is_a_complete_sentence_transformers_model(tmp_path):
         q, p = ours.embed(QUERIES, "query"), ours.embed(PASSAGES, "passage")
     torch.testing.assert_close(q_st, q, atol=1e-5, rtol=1e-5)  # the prompts travelled too
     torch.testing.assert_close(p_st, p, atol=1e-5, rtol=1e-5)
-    assert torch.equal(st.similarity(q_st, p_st).argsort(dim=-1), (q @ p.T).argsort(dim=-1))
+    # the similarity it publishes is ours (cosine; ranks of a 3-step student are near ties)
+    torch.testing.assert_close(st.similarity(q_st, p_st), q @ p.T, atol=1e-5, rtol=1e-5)
     card = (folder / "README.md").read_text()
     assert "library_name: sentence-transformers" in card and "SentenceTransformer(" in card
     assert "cosine similarity" in card and "query 'query: '" in card
