@@ -272,3 +272,5 @@ def test_fingerprint_ignores_settings_that_cannot_change_the_run():
     assert fp("train.grad_accum=2") != fp()
     ray = ("train.backend=ray", "train.workers=2")
     assert fp(*ray, "train.gradients=global_batch") != fp(*ray)
+    # moving a run off spot nodes (or onto them) resumes it
+    assert fp(*ray, "train.worker_resources={spot: 1}") == fp(*ray)

@@ -35,6 +35,7 @@ def config_fingerprint(cfg_dict: dict) -> str:
         "log_every",
         "export_every_checkpoint",
         "max_failures",
+        "worker_resources",  # where the workers run (spot or not), not what they compute
         "threads",
         "eval_every",
         "eval_depth",
