@@ -105,7 +105,13 @@ def test_plan_numbers_follow_their_inputs():
     base = make_plan(1_000_000, 384, shard_rows=100_000, factory="IVF1024,PQ48")
     assert base.shards == 10
     assert base.embedding_bytes == 1_000_000 * (384 * 4 + 8 + 16)
-    assert base.index_bytes == estimate_index_bytes("IVF1024,PQ48", 1_000_000, 384)
+    # ten shard files, each with its own copy of the trained quantizer; merged: one copy
+    assert base.index_bytes == 10 * estimate_index_bytes("IVF1024,PQ48", 100_000, 384)
+    assert base.merged_index_bytes == estimate_index_bytes("IVF1024,PQ48", 1_000_000, 384)
+    uneven = make_plan(250_000, 384, shard_rows=100_000, factory="IVF1024,PQ48")
+    assert uneven.index_bytes == 2 * estimate_index_bytes(
+        "IVF1024,PQ48", 100_000, 384
+    ) + estimate_index_bytes("IVF1024,PQ48", 50_000, 384)
     assert base.train_bytes > 0 and make_plan(1000, 384).train_bytes == 0  # Flat needs no training
     half = make_plan(1_000_000, 384, dtype="float16", shard_rows=50_000, factory="IVF1024,PQ48")
     assert half.embedding_bytes - 1_000_000 * 24 == (base.embedding_bytes - 1_000_000 * 24) // 2

@@ -136,12 +136,13 @@ class Plan:
     shard_rows: int
     workers: int
     embedding_bytes: int  # whole embeddings folder
-    index_bytes: int  # all shard indexes together (= a merged index)
+    index_bytes: int  # the index folder: every shard index (each holds the trained parts)
+    merged_index_bytes: int  # one index over every row (what `index.merge` adds)
     index_shard_bytes: int  # the largest shard index
     train_bytes: int  # training the quantizer on the sample (0: no training)
     encode_worker_bytes: int  # one encoder: runtime + weights + activations + a shard buffer
     index_task_bytes: int  # one shard task: runtime + shard vectors + trained + shard index
-    search_bytes: int  # the largest index loaded at once when searching shard by shard
+    search_bytes: int  # query encoder + the largest index loaded at once + one embedding shard
     merge_bytes: int  # merging in memory (Flat); an on-disk IVF merge needs only the quantizer
     merge: bool = False
 
@@ -185,6 +186,8 @@ def make_plan(
     trained = estimate_index_bytes(factory, 0, dim)
     shard_index = estimate_index_bytes(factory, shard, dim)
     total_index = estimate_index_bytes(factory, rows, dim)
+    full, rest = divmod(rows, shard)
+    shard_files = full * shard_index + (estimate_index_bytes(factory, rest, dim) if rest else 0)
     sample = min(train_sample, rows)
     spec = parse_factory(factory, dim)
     train = 0
@@ -209,13 +212,18 @@ def make_plan(
         shard_rows=shard_rows,
         workers=workers,
         embedding_bytes=rows * (dim * width + 8 + DOC_ID_BYTES),
-        index_bytes=total_index,
+        index_bytes=shard_files + (total_index if merge else 0),
+        merged_index_bytes=total_index,
         index_shard_bytes=shard_index,
         train_bytes=train,
         encode_worker_bytes=encode,
         index_task_bytes=task,
-        search_bytes=INDEX_RUNTIME
-        + (trained if merge and on_disk else total_index if merge else shard_index),
+        # `lead search` encodes the queries (torch + the model), then searches one index at a
+        # time; the exact check against ANN reads one embedding shard at a time
+        search_bytes=ENCODE_RUNTIME
+        + model_params * 4
+        + (trained if merge and on_disk else total_index if merge else shard_index)
+        + shard * dim * 4,
         merge_bytes=(INDEX_RUNTIME + trained) if on_disk else INDEX_RUNTIME + total_index,
         merge=merge,
     )
