@@ -241,7 +241,10 @@ def _index_search(run: Run, system, model, qids: list[str], searcher) -> tuple[d
     }
     if cfg.search.exact_check and manifest["factory"].strip() != "Flat":
         exact_s, exact_v = exact_search(emb_dir, q_emb, ids.search_depth(k), metric=metric)
-        facts["ann_recall"] = ann_recall(rows, ids.documents(exact_s, exact_v, k, metric)[1], k)
+        exact = ids.documents(exact_s, exact_v, k, metric)[1]
+        facts["ann_recall"] = ann_recall(rows, exact, k)  # recall@k
+        if k > 10:
+            facts["ann_recall_10"] = ann_recall(rows, exact, 10)
     return ids.to_run(qids, scores, rows), facts
 
 
