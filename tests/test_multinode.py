@@ -9,6 +9,7 @@ every Ray on the machine, the suite's `ray_local` included).
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 
@@ -181,6 +182,9 @@ class StaticCluster:
             wait_for(lambda a=alive: alive_workers(self.url, self.token) > a, 180, "a worker node")
 
     def stop(self) -> None:
+        for proc in self.procs:  # all nodes at once, then wait for each (not a minute each)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         for proc in reversed(self.procs):
             _stop_group(proc)
 
