@@ -89,6 +89,8 @@ def split_passages(
     needed = room + (max_passages - 1) * (room - stride) if maxp else room
     cut, was_cut = cut_texts(texts, needed * CHARS_PER_TOKEN)
     ids, owner, passage = _windows(tokenizer, cut, max_length, maxp, stride, max_passages)
+    if not was_cut.any():  # short texts (passages): nothing to check
+        return ids, owner, passage
     # a cut text whose last kept passage is not full may have lost tokens: tokenise it whole
     full = np.zeros(len(texts), dtype=bool)
     last = passage == (max_passages - 1 if maxp else 0)

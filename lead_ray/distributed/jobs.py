@@ -193,10 +193,9 @@ def entrypoint(
 ) -> str:
     """The shell command the job runs; OUT as a URI goes through the mirroring `lead jobs run`.
     `check_verb`: the verb a `doctor` job checks (`lead doctor --verb`)."""
-    if verb not in VERBS:
-        raise JobsError(f"unknown verb {verb!r}; choose one of {', '.join(VERBS)}")
-    if check_verb is not None and check_verb not in VERBS:
-        raise JobsError(f"unknown verb {check_verb!r}; choose one of {', '.join(VERBS)}")
+    for v in (verb, check_verb or verb):
+        if v not in VERBS:
+            raise JobsError(f"unknown verb {v!r}; choose one of {', '.join(VERBS)}")
     if verb == "doctor":
         checked = ["--verb", check_verb] if check_verb else []
         return " ".join(
